@@ -1,0 +1,20 @@
+"""jupyter-agent: an AI agent that works inside Jupyter next to people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from jupyter_agent._version import __version__
+except ImportError:  # running from a source tree that was never built
+    __version__ = "0.0.0"
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "jupyter-agent"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from jupyter_agent.app import JupyterAgent
+
+    return [{"module": "jupyter_agent", "app": JupyterAgent}]

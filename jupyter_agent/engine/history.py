@@ -1,0 +1,71 @@
+"""The model's view of a conversation, folded from the session's event log.
+
+The event log is the only source of truth: the transcript the model reads is derived from it, the same way
+after a restart as during a live session.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+TRANSCRIPT_EVENTS = ("message", "tool_result")
+
+
+def apply_event(history: list[dict[str, Any]], event: dict[str, Any]) -> None:
+    """Add what one logged event means for the model's transcript (other events change nothing)."""
+    kind = event.get("type")
+    if kind == "message":
+        message: dict[str, Any] = {
+            "role": event["role"],
+            "content": event.get("model_content", event["content"]),
+        }
+        if event.get("tool_calls"):
+            message["tool_calls"] = [
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": _as_text(c.get("arguments", ""))},
+                }
+                for c in event["tool_calls"]
+            ]
+            message["content"] = message["content"] or None
+        history.append(message)
+    elif kind == "tool_result":
+        history.append(
+            {"role": "tool", "tool_call_id": event["call_id"], "content": event.get("content", "")}
+        )
+
+
+def _as_text(arguments: Any) -> str:
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
+def for_model(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A transcript every provider accepts: each assistant tool call is followed by its result.
+
+    A turn cancelled or interrupted between a tool call and its result would otherwise leave a call without
+    a result, which providers reject; such calls get a short result saying they did not run.
+    """
+    out: list[dict[str, Any]] = []
+    pending: list[str] = []
+
+    def close_pending() -> None:
+        for call_id in pending:
+            out.append(
+                {"role": "tool", "tool_call_id": call_id, "content": "Error: cancelled before it finished"}
+            )
+        pending.clear()
+
+    for message in history:
+        if message["role"] == "tool":
+            if message["tool_call_id"] in pending:
+                pending.remove(message["tool_call_id"])
+                out.append(message)
+            continue
+        close_pending()
+        out.append(message)
+        if message["role"] == "assistant":
+            pending.extend(c["id"] for c in message.get("tool_calls") or [])
+    close_pending()
+    return out

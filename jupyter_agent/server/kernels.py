@@ -1,0 +1,84 @@
+"""Kernels of the Jupyter server, found the way JupyterLab finds them: through the session manager."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_core.utils import ensure_async
+
+from jupyter_agent.errors import ToolError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerKernel:
+    kernel_id: str
+    client: Any
+    manager: Any  # the server's MappingKernelManager
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def interrupt(self) -> None:
+        await ensure_async(self.manager.interrupt_kernel(self.kernel_id))
+
+    async def is_alive(self) -> bool:
+        try:
+            km = self.manager.get_kernel(self.kernel_id)
+        except KeyError:
+            return False
+        return bool(await ensure_async(km.is_alive()))
+
+
+class ServerKernels:
+    """Gives the notebook's own kernel (the one JupyterLab shows), starting one when there is none."""
+
+    def __init__(self, serverapp: Any, ready_timeout: float = 60.0) -> None:
+        self._sessions = serverapp.session_manager
+        self._kernels = serverapp.kernel_manager
+        self._handles: dict[str, ServerKernel] = {}
+        self._lock = asyncio.Lock()
+        self.ready_timeout = ready_timeout
+
+    async def kernel_for(self, path: str, kernel_name: str | None) -> ServerKernel:
+        async with self._lock:  # two tools must not start two kernels for one notebook
+            kernel_id = await self._kernel_id(path, kernel_name)
+            handle = self._handles.get(kernel_id)
+            if handle is not None and await handle.is_alive() and handle.client.channels_running:
+                return handle
+            if handle is not None:
+                handle.client.stop_channels()
+            client = self._kernels.get_kernel(kernel_id).client()
+            client.start_channels()
+            try:
+                await client.wait_for_ready(timeout=self.ready_timeout)
+            except RuntimeError as err:
+                client.stop_channels()
+                raise ToolError(f"the kernel of {path} did not become ready: {err}") from err
+            handle = self._handles[kernel_id] = ServerKernel(kernel_id, client, self._kernels)
+            return handle
+
+    async def _kernel_id(self, path: str, kernel_name: str | None) -> str:
+        for session in await ensure_async(self._sessions.list_sessions()):
+            session_path = str(session.get("path", ""))
+            if session_path.split(":", 1)[-1] == path and session.get("kernel"):
+                return session["kernel"]["id"]
+        name = kernel_name if kernel_name in self._kernels.kernel_spec_manager.find_kernel_specs() else None
+        log.info("Starting a kernel for %s", path)
+        model = await ensure_async(
+            self._sessions.create_session(
+                path=path,
+                name=posixpath.basename(path),
+                type="notebook",
+                kernel_name=name or self._kernels.default_kernel_name,
+            )
+        )
+        return model["kernel"]["id"]
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.client.stop_channels()
+        self._handles.clear()

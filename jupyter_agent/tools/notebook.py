@@ -1,0 +1,121 @@
+"""Notebook tools: read and edit cells of the live shared notebook, and run them in its kernel."""
+
+from __future__ import annotations
+
+from jupyter_agent.tools.base import ToolContext, ToolResult, object_schema, tool
+
+PATH = {
+    "type": "string",
+    "description": "Notebook path relative to the workspace root, e.g. 'analysis.ipynb'",
+}
+CELL_ID = {"type": "string", "description": "The cell's id, as notebook_read shows it"}
+
+
+@tool(
+    "notebook_read",
+    "Read a notebook: every cell with its id, type, source, execution count and a short form of its outputs.",
+    object_schema(["path"], path=PATH),
+    timeout=30,
+)
+async def notebook_read(ctx: ToolContext, path: str) -> ToolResult:
+    content = await ctx.service("notebooks").read(path)
+    lines = [
+        f"Notebook {content['path']} (kernel: {content['kernel'] or 'default'}), {len(content['cells'])} cells:"
+    ]
+    for cell in content["cells"]:
+        head = f"--- cell {cell['index']} id={cell['id']} type={cell['cell_type']}"
+        if cell["cell_type"] == "code":
+            head += f" execution_count={cell['execution_count']}"
+        lines.append(head)
+        lines.append(cell["source"])
+        for out in cell.get("outputs", []):
+            lines.append(f"[output] {out}")
+    return ToolResult("\n".join(lines), data={"path": content["path"], "cells": len(content["cells"])})
+
+
+@tool(
+    "notebook_insert_cell",
+    "Insert a new cell into a notebook (at the end unless index is given). Returns the new cell's id.",
+    object_schema(
+        ["path", "source"],
+        path=PATH,
+        source={"type": "string", "description": "The cell's source"},
+        cell_type={"type": "string", "enum": ["code", "markdown", "raw"], "default": "code"},
+        index={"type": ["integer", "null"], "description": "Position (0 = first); omit to append"},
+    ),
+    timeout=30,
+)
+async def notebook_insert_cell(
+    ctx: ToolContext, path: str, source: str, cell_type: str = "code", index: int | None = None
+) -> ToolResult:
+    done = await ctx.service("notebooks").insert_cell(path, source, cell_type, index)
+    return ToolResult(
+        f"Inserted {cell_type} cell {done['cell_id']} at index {done['index']} of {done['path']}.", data=done
+    )
+
+
+@tool(
+    "notebook_edit_cell",
+    "Replace the source of one cell, found by id. Only the changed text is touched.",
+    object_schema(
+        ["path", "cell_id", "source"],
+        path=PATH,
+        cell_id=CELL_ID,
+        source={"type": "string", "description": "The cell's new source"},
+    ),
+    timeout=30,
+)
+async def notebook_edit_cell(ctx: ToolContext, path: str, cell_id: str, source: str) -> ToolResult:
+    done = await ctx.service("notebooks").edit_cell(path, cell_id, source)
+    return ToolResult(f"Updated cell {cell_id} of {done['path']}.", data=done)
+
+
+@tool(
+    "notebook_delete_cell",
+    "Delete one cell, found by id.",
+    object_schema(["path", "cell_id"], path=PATH, cell_id=CELL_ID),
+    timeout=30,
+)
+async def notebook_delete_cell(ctx: ToolContext, path: str, cell_id: str) -> ToolResult:
+    done = await ctx.service("notebooks").delete_cell(path, cell_id)
+    return ToolResult(f"Deleted cell {cell_id} of {done['path']}.", data=done)
+
+
+@tool(
+    "notebook_run_cell",
+    "Run one code cell in the notebook's kernel (the one JupyterLab shows) and return its outputs.",
+    object_schema(
+        ["path", "cell_id"],
+        path=PATH,
+        cell_id=CELL_ID,
+        timeout={
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "description": "Seconds before the kernel is interrupted (default: server setting)",
+        },
+    ),
+    timeout=None,  # the runner enforces the cell's own time limit and interrupts the kernel
+)
+async def notebook_run_cell(
+    ctx: ToolContext, path: str, cell_id: str, timeout: float | None = None
+) -> ToolResult:
+    result = await ctx.service("cells").run_cell(path, cell_id, timeout)
+    images = sum(1 for o in result.outputs for m in (o.get("data") or {}) if m.startswith("image/"))
+    data = {
+        "path": path,
+        "cell_id": cell_id,
+        "status": result.status,
+        "execution_count": result.execution_count,
+        "images": images,
+    }
+    return ToolResult(result.summary(), ok=result.status == "ok", data=data)
+
+
+NOTEBOOK_TOOLS = [
+    notebook_read,
+    notebook_insert_cell,
+    notebook_edit_cell,
+    notebook_delete_cell,
+    notebook_run_cell,
+]
+__all__ = ["NOTEBOOK_TOOLS"]
