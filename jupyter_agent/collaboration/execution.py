@@ -118,6 +118,8 @@ class CellOutputWriter:
         self._clear_pending = False
 
     def begin(self) -> None:
+        self.closed = False
+        self.outputs.clear()
         with agent_transaction(self.nb):
             self.ycell["outputs"].clear()
             self.ycell["execution_count"] = None
@@ -193,40 +195,56 @@ class CellRunner:
         writer = CellOutputWriter(ycell, nb)
         code = str(ycell["source"])
         async with kernel.lock:
-            writer.begin()
-            execution = asyncio.ensure_future(
-                kernel.client.execute_interactive(
-                    code, output_hook=writer.on_message, allow_stdin=False, timeout=None
-                )
-            )
-            watchdog = asyncio.ensure_future(_wait_until_dead(kernel))
-            status, count = "ok", None
-            try:
-                done, _ = await asyncio.wait(
-                    {execution, watchdog}, timeout=limit, return_when=asyncio.FIRST_COMPLETED
-                )
-                if execution in done:
-                    reply = execution.result()
-                    count = reply["content"].get("execution_count")
-                    status = "error" if reply["content"].get("status") == "error" else "ok"
-                elif watchdog in done:
-                    status = "kernel_died"
-                else:
-                    status = "timeout"
-                    await _interrupt(kernel)
-            except asyncio.CancelledError:
-                await _interrupt(kernel)
-                raise
-            except Exception as err:
-                raise ToolError(f"running cell {cell_id} failed: {err}") from err
-            finally:
-                for task in (execution, watchdog):
-                    task.cancel()
-                writer.finish(count)
-                await self.editor.documents.saved(path)
+            status, count = await self._execute(kernel, code, writer, limit, cell_id)
+            if status == "aborted":  # the kernel was still aborting after an earlier error: run it again
+                status, count = await self._execute(kernel, code, writer, limit, cell_id)
+            await self.editor.documents.saved(path)
         if any(o["output_type"] == "error" for o in writer.outputs) and status == "ok":
             status = "error"
         return ExecutionResult(cell_id, status, count, writer.outputs)
+
+    async def _execute(
+        self, kernel: KernelHandle, code: str, writer: CellOutputWriter, limit: float, cell_id: str
+    ) -> tuple[str, int | None]:
+        writer.begin()
+        execution = asyncio.ensure_future(
+            kernel.client.execute_interactive(
+                code, output_hook=writer.on_message, allow_stdin=False, timeout=None
+            )
+        )
+        watchdog = asyncio.ensure_future(_wait_until_dead(kernel))
+        status, count = "ok", None
+        try:
+            done, _ = await asyncio.wait(
+                {execution, watchdog}, timeout=limit, return_when=asyncio.FIRST_COMPLETED
+            )
+            if execution in done:
+                content = execution.result()["content"]
+                count = content.get("execution_count")
+                status = {"error": "error", "aborted": "aborted"}.get(content.get("status"), "ok")
+            elif watchdog in done:
+                status = "kernel_died"
+            else:
+                status = "timeout"
+                await self._stop(kernel, writer, execution)
+        except asyncio.CancelledError:
+            await self._stop(kernel, writer, execution)
+            raise
+        except Exception as err:
+            raise ToolError(f"running cell {cell_id} failed: {err}") from err
+        finally:
+            watchdog.cancel()
+            execution.cancel()
+            writer.finish(count)
+        return status, count
+
+    @staticmethod
+    async def _stop(kernel: KernelHandle, writer: CellOutputWriter, execution: asyncio.Future) -> None:
+        """Interrupt the kernel, write nothing more to the cell, and let the interrupted request finish so
+        its late messages do not reach the next execution."""
+        writer.closed = True
+        await _interrupt(kernel)
+        await asyncio.wait({execution}, timeout=5)
 
 
 async def _wait_until_dead(kernel: KernelHandle, interval: float = 0.5) -> None:

@@ -26,11 +26,15 @@ class ServerKernel:
         await ensure_async(self.manager.interrupt_kernel(self.kernel_id))
 
     async def is_alive(self) -> bool:
-        try:
-            km = self.manager.get_kernel(self.kernel_id)
-        except KeyError:
-            return False
-        return bool(await ensure_async(km.is_alive()))
+        return await _alive(self.manager, self.kernel_id)
+
+
+async def _alive(manager: Any, kernel_id: str) -> bool:
+    try:
+        km = manager.get_kernel(kernel_id)
+    except KeyError:
+        return False
+    return bool(await ensure_async(km.is_alive()))
 
 
 class ServerKernels:
@@ -47,10 +51,15 @@ class ServerKernels:
         async with self._lock:  # two tools must not start two kernels for one notebook
             kernel_id = await self._kernel_id(path, kernel_name)
             handle = self._handles.get(kernel_id)
-            if handle is not None and await handle.is_alive() and handle.client.channels_running:
+            alive = await _alive(self._kernels, kernel_id)
+            if handle is not None and alive and handle.client.channels_running:
                 return handle
             if handle is not None:
                 handle.client.stop_channels()
+                self._handles.pop(kernel_id, None)
+            if not alive:  # it died (e.g. mid-cell): restart it rather than wait for the server's restarter
+                log.warning("Kernel %s of %s is dead; restarting it", kernel_id, path)
+                await ensure_async(self._kernels.restart_kernel(kernel_id))
             client = self._kernels.get_kernel(kernel_id).client()
             client.start_channels()
             try:
