@@ -84,6 +84,11 @@ class JupyterAgent(ExtensionApp):
     cell_timeout = Float(
         300.0, config=True, help="Default seconds a cell may run before the kernel is interrupted."
     )
+    transcription_model = Unicode(
+        "whisper-1",
+        config=True,
+        help="litellm model for voice input (speech to text), e.g. 'whisper-1' or 'groq/whisper-large-v3'.",
+    )
     db_path = Unicode(
         "",
         config=True,
@@ -177,6 +182,7 @@ class JupyterAgent(ExtensionApp):
             [
                 (f"{base}/health", handlers.HealthHandler),
                 (f"{base}/tools", handlers.ToolsHandler),
+                (f"{base}/transcribe", handlers.TranscribeHandler),
                 (f"{base}/sessions", handlers.SessionsHandler),
                 (f"{base}/sessions/{SESSION}", handlers.SessionHandler),
                 (f"{base}/sessions/{SESSION}/events", handlers.EventsHandler),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from jupyter_agent.testing.scripted_llm import Reply
 
 
@@ -91,3 +93,31 @@ async def test_tools_route_lists_schemas_policy_and_stats(agent):
     assert tools["file_read"]["policy"] == "allow"
     assert tools["file_read"]["parameters"]["required"] == ["path"]
     assert tools["file_read"]["stats"]["calls"] == 0
+
+
+async def test_voice_input_is_transcribed_through_litellm(agent, llm, jp_fetch):
+    from jupyter_agent.testing.scripted_llm import Transcript
+
+    llm.script_transcription(Transcript("plot the sales by month"))
+    boundary = "agentboundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="voice.webm"\r\n'
+            "Content-Type: audio/webm\r\n\r\n"
+        ).encode()
+        + b"\x1aE\xdf\xa3fake-webm-bytes"
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    response = await jp_fetch(
+        "api",
+        "agent",
+        "transcribe",
+        method="POST",
+        body=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert json.loads(response.body)["text"] == "plot the sales by month"
+    sent = llm.transcription_requests[0]
+    assert sent["filename"] == "voice.webm" and sent["bytes"] == len(b"\x1aE\xdf\xa3fake-webm-bytes")
+    status, err = await agent.request("POST", "transcribe", body="")
+    assert status == 400 and "multipart" in err["message"]

@@ -24,6 +24,26 @@ from jupyter_agent.security.paths import relative_to_root, resolve_in_root
 #: The origin of every transaction the agent makes, so observers can tell its edits apart.
 AGENT_ORIGIN = "jupyter_agent"
 
+#: How the agent appears in a document's collaborator list (JupyterLab reads the awareness "user" field).
+AGENT_USER = {
+    "username": "jupyter-agent",
+    "name": "Jupyter Agent",
+    "display_name": "Jupyter Agent",
+    "initials": "AI",
+    "color": "#7c3aed",
+    "avatar_url": None,
+}
+
+
+def announce_agent(doc: Any) -> None:
+    """Show the agent among the document's collaborators, with its own name and colour."""
+    awareness = getattr(doc, "awareness", None)
+    if awareness is None:
+        return
+    state = awareness.get_local_state() or {}
+    if state.get("user", {}).get("username") != AGENT_USER["username"]:
+        awareness.set_local_state({**state, "user": AGENT_USER})
+
 
 class DocumentProvider(Protocol):
     root_dir: Path
@@ -78,6 +98,7 @@ class YDocProvider:
         )
         if doc is None:
             raise NotFound(f"could not open the shared notebook {api!r}")
+        announce_agent(doc)
         return doc
 
     async def open_text(self, path: str) -> YUnicode | None:
@@ -88,7 +109,10 @@ class YDocProvider:
         doc = await self._ydoc.get_document(
             path=api, content_type="file", file_format="text", copy=False, create=False
         )
-        return doc if isinstance(doc, YUnicode) else None
+        if not isinstance(doc, YUnicode):
+            return None
+        announce_agent(doc)
+        return doc
 
     async def saved(self, path: str) -> None:
         """The room saves by itself after every change (document_save_delay)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import os
 import random
@@ -53,16 +54,52 @@ def _load_litellm(warm: bool) -> Any:
 
 
 async def _warm_call(litellm: Any) -> None:
-    stream = await litellm.acompletion(
-        model="openai/warmup",
-        messages=[{"role": "user", "content": "hi"}],
-        stream=True,
-        tools=_WARM_TOOLS,
-        mock_response="warm",
-        api_key="none",
-    )
-    async for _ in stream:
-        pass
+    """One real streamed call with tools to a throw-away loopback endpoint.
+
+    A ``mock_response`` call skips the HTTP client, response parsing and tool-call types, whose lazy imports
+    and schema builds otherwise land on the first user message (about a second).
+    """
+    from aiohttp import web
+
+    chunk = {
+        "id": "w",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "warmup",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": "warm"}, "finish_reason": "stop"}],
+    }
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode())
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        stream = await litellm.acompletion(
+            model="openai/warmup",
+            api_base=f"http://127.0.0.1:{port}/v1",
+            api_key="none",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            tools=_WARM_TOOLS,
+            stream_options={"include_usage": True},
+            max_retries=0,
+            timeout=10,
+        )
+        async for _ in stream:
+            pass
+    finally:
+        await runner.cleanup()
 
 
 def preload_litellm(warm: bool = True) -> concurrent.futures.Future[Any]:
@@ -141,6 +178,19 @@ class LLMClient:
         status = _status_of(last_error)
         raise ProviderError(_describe(models[-1], last_error, status), code=_code_for(status))
 
+    async def transcribe(self, audio: bytes, filename: str, model: str) -> str:
+        """Speech to text through litellm's transcription API (same endpoint and key options as chat)."""
+        litellm = await get_litellm()
+        options = {k: v for k, v in self.options.items() if k in ("api_base", "api_key", "api_version")}
+        try:
+            result = await litellm.atranscription(
+                model=model, file=(filename, audio), max_retries=0, **options
+            )
+        except Exception as err:
+            status = _status_of(err)
+            raise ProviderError(_describe(model, err, status), code=_code_for(status)) from None
+        return str(getattr(result, "text", "") or "")
+
     def _delay(self, attempt: int, err: Exception) -> float:
         retry_after = _retry_after(err)
         if retry_after is not None:
@@ -176,7 +226,10 @@ class LLMClient:
         try:
             while True:
                 try:
-                    chunk = await asyncio.wait_for(iterator.__anext__(), self.chunk_timeout)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancel that arrives
+                    # as a chunk does, and the turn would go on streaming after the user cancelled it.
+                    async with asyncio.timeout(self.chunk_timeout):
+                        chunk = await iterator.__anext__()
                 except StopAsyncIteration:
                     break
                 except TimeoutError:

@@ -161,3 +161,26 @@ def _int_arg(handler: AgentHandler, name: str, default: int) -> int:
     if value < 0:
         raise BadRequest(f"{name} must not be negative")
     return value
+
+
+MAX_AUDIO_BYTES = 25 * 1024 * 1024
+
+
+class TranscribeHandler(AgentHandler):
+    """Voice input: audio in (multipart field ``file``), text out, for the person to review and send."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        files = self.request.files.get("file")
+        if not files:
+            raise BadRequest('send the audio as a multipart form field named "file"')
+        audio = files[0]
+        if not audio.body:
+            raise BadRequest("the audio is empty")
+        if len(audio.body) > MAX_AUDIO_BYTES:
+            raise BadRequest(f"the audio is over {MAX_AUDIO_BYTES // (1024 * 1024)} MB")
+        model = self.get_body_argument("model", None) or self.agent.transcription_model
+        text = await self.agent.llm.transcribe(audio.body, audio.filename or "audio.webm", model)
+        self.agent.audit(None, user_info(self), "transcribe", {"model": model, "bytes": len(audio.body)})
+        self.reply({"text": text, "model": model})

@@ -23,6 +23,7 @@ class AgentService:
     version: str
     max_message_bytes: int = 1_048_576
     models: list[str] = field(default_factory=list)
+    transcription_model: str = "whisper-1"
 
     def health(self) -> dict[str, Any]:
         future = preload_litellm()
@@ -31,6 +32,7 @@ class AgentService:
             "version": self.version,
             "model": self.llm.model,
             "models": self.models,
+            "transcription_model": self.transcription_model,
             "llm_ready": future.done() and future.exception() is None,
         }
 

@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine:
+#   make lab    installs jupyter-agent into .venv and starts JupyterLab with the agent
+#   make test   installs what the tests need and runs every test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+.PHONY: lab test install install-test chromium lint bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install -q -e ".[test]"
+
+lab: install
+	$(BIN)/jupyter lab --ip=127.0.0.1 $(LAB_ARGS)
+
+# Browser tests drive Debian's Chromium (Playwright cannot download its own here).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: install-test chromium
+	$(BIN)/ruff check jupyter_agent tests benchmarks
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check jupyter_agent tests benchmarks
+	$(BIN)/ruff format --check jupyter_agent tests benchmarks
+
+bench: install-test chromium
+	$(BIN)/python benchmarks/first_token.py
