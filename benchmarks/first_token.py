@@ -20,7 +20,6 @@ import json
 import os
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -29,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from benchmarks._server import JupyterServer
+from jupyter_agent.testing.jupyter import JupyterServer
 from jupyter_agent.testing.scripted_llm import Reply, ScriptedLLM
 
 

@@ -149,7 +149,7 @@ class ScriptedLLM:
     """An OpenAI-compatible server whose answers are scripted by the test."""
 
     def __init__(self, chunk_delay: float = 0.0, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.chunk_delay = chunk_delay
+        self.chunk_delay = self._initial_chunk_delay = chunk_delay
         self.host = host
         self.port = port
         self._wanted_port = port
@@ -225,8 +225,10 @@ class ScriptedLLM:
             return list(self._requests)
 
     def reset(self) -> None:
-        """Clear both queues and every log."""
+        """Clear both queues and every log; restore ``default``, ``default_transcription``, ``chunk_delay``."""
         with self._cond:
+            self.default, self.default_transcription = Reply(text="OK"), Transcript("scripted transcription")
+            self.chunk_delay = self._initial_chunk_delay
             self._generation += 1
             for items in (self._queue, self._tqueue, self._requests, self._request_times):
                 items.clear()

@@ -1,0 +1,134 @@
+import * as React from 'react';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+
+import { ContextChoice, LocalError, VoiceState } from '../chat';
+import { ConnectionState } from '../connection';
+import { ConversationState } from '../conversation';
+import { ApprovalDecision, Session } from '../protocol';
+import { ToolRenderer } from '../registry';
+import { Approval } from './Approval';
+import { Composer } from './Composer';
+import { ContextBar } from './ContextBar';
+import { LocalErrors } from './Errors';
+import { MessageList } from './MessageList';
+import { SessionBar } from './SessionBar';
+
+/** Everything the panel shows. */
+export interface ChatPanelState {
+  conversation: ConversationState;
+  sessions: Session[];
+  activeSessionId: string | null;
+  connection: ConnectionState;
+  llmReady: boolean | null;
+  models: string[];
+  selectedModel: string;
+  openNotebooks: string[];
+  activeNotebook: string | null;
+  contextChoice: ContextChoice;
+  contextNotebook: string | null;
+  draft: string;
+  draftVersion: number;
+  focusToken: number;
+  running: boolean;
+  errors: LocalError[];
+  voiceState: VoiceState;
+  sendOnEnter: boolean;
+  thinkingExpanded: boolean;
+}
+
+/** Everything the panel can ask for. */
+export interface ChatPanelActions {
+  openSession(id: string): void;
+  newSession(): void;
+  renameSession(id: string, title: string): void;
+  deleteSession(id: string): void;
+  refreshSessions(): void;
+  setContext(choice: ContextChoice): void;
+  setModel(model: string): void;
+  setDraft(text: string): void;
+  send(text: string): Promise<boolean>;
+  stop(): void;
+  approve(callId: string, decision: ApprovalDecision): boolean;
+  toggleVoice(): void;
+  dismissError(id: number): void;
+}
+
+export interface ChatPanelProps {
+  state: ChatPanelState;
+  actions: ChatPanelActions;
+  rendermime: IRenderMimeRegistry;
+  getRenderer: (toolName: string) => ToolRenderer;
+}
+
+/** The agent chat: sessions, context, conversation, approvals and input. */
+export function ChatPanel({ state, actions, rendermime, getRenderer }: ChatPanelProps): JSX.Element {
+  const { conversation } = state;
+  const onKeyDown = (e: React.KeyboardEvent) => {
+    if (e.key === 'Escape' && state.running) {
+      e.preventDefault();
+      e.stopPropagation();
+      actions.stop();
+    }
+  };
+  const emptyText =
+    state.llmReady === false
+      ? 'No model is configured on the server yet. Set a model and its API key, then restart Jupyter.'
+      : 'Ask the agent to explore data, write or fix cells, or explain a notebook. It works in the notebook chosen above.';
+  return (
+    <div className="jp-AgentChat-panel" onKeyDown={onKeyDown}>
+      <SessionBar
+        sessions={state.sessions}
+        activeId={state.activeSessionId}
+        onOpen={actions.openSession}
+        onNew={actions.newSession}
+        onRename={actions.renameSession}
+        onDelete={actions.deleteSession}
+        onRefresh={actions.refreshSessions}
+      />
+      <ContextBar
+        openNotebooks={state.openNotebooks}
+        activeNotebook={state.activeNotebook}
+        choice={state.contextChoice}
+        target={state.contextNotebook}
+        models={state.models}
+        selectedModel={state.selectedModel}
+        onContextChange={actions.setContext}
+        onModelChange={actions.setModel}
+      />
+      {state.connection !== 'connected' && (
+        <div className="jp-AgentChat-connection" role="status" data-state={state.connection}>
+          {state.connection === 'reconnecting'
+            ? 'Connecting to the agent…'
+            : 'The agent server cannot be reached. Retrying in the background.'}
+        </div>
+      )}
+      <MessageList
+        items={conversation.items}
+        rendermime={rendermime}
+        getRenderer={getRenderer}
+        thinkingExpanded={state.thinkingExpanded}
+        emptyText={emptyText}
+      />
+      {conversation.approvals.length > 0 && (
+        <div className="jp-AgentChat-approvals">
+          {conversation.approvals.map(a => (
+            <Approval key={a.callId} approval={a} onDecide={actions.approve} />
+          ))}
+        </div>
+      )}
+      <LocalErrors errors={state.errors} onDismiss={actions.dismissError} />
+      <Composer
+        draft={state.draft}
+        draftVersion={state.draftVersion}
+        focusToken={state.focusToken}
+        running={state.running}
+        sendOnEnter={state.sendOnEnter}
+        voiceState={state.voiceState}
+        onDraftChange={actions.setDraft}
+        onSend={actions.send}
+        onStop={actions.stop}
+        onToggleVoice={actions.toggleVoice}
+      />
+    </div>
+  );
+}

@@ -1,0 +1,118 @@
+import * as React from 'react';
+import { stopIcon } from '@jupyterlab/ui-components';
+
+import { VoiceState } from '../chat';
+import { micIcon } from '../icons';
+
+export interface ComposerProps {
+  /** Text put in the input from outside (commands, voice); applied when `draftVersion` changes. */
+  draft: string;
+  draftVersion: number;
+  /** Changes when the input should take the focus. */
+  focusToken: number;
+  running: boolean;
+  sendOnEnter: boolean;
+  voiceState: VoiceState;
+  onDraftChange: (text: string) => void;
+  /** Resolves true when the prompt was sent (the input is then cleared). */
+  onSend: (text: string) => Promise<boolean>;
+  onStop: () => void;
+  onToggleVoice: () => void;
+}
+
+const MIC_LABEL: Record<VoiceState, string> = {
+  idle: 'Start voice input',
+  recording: 'Stop recording and transcribe',
+  transcribing: 'Transcribing…'
+};
+
+/** The message input with its send, stop and microphone buttons. */
+export function Composer(props: ComposerProps): JSX.Element {
+  const { running, sendOnEnter, voiceState } = props;
+  const [text, setText] = React.useState(props.draft);
+  const input = React.useRef<HTMLTextAreaElement>(null);
+
+  React.useEffect(() => setText(props.draft), [props.draftVersion]);
+  React.useEffect(() => {
+    if (props.focusToken) {
+      const el = input.current;
+      el?.focus();
+      el?.setSelectionRange(el.value.length, el.value.length);
+    }
+  }, [props.focusToken]);
+
+  const change = (value: string) => {
+    setText(value);
+    props.onDraftChange(value);
+  };
+  const send = async () => {
+    if (text.trim() && (await props.onSend(text))) {
+      setText('');
+    }
+  };
+  const onKeyDown = (e: React.KeyboardEvent<HTMLTextAreaElement>) => {
+    if (e.key !== 'Enter' || e.nativeEvent.isComposing || e.altKey || e.ctrlKey || e.metaKey) {
+      return;
+    }
+    if (e.shiftKey !== !sendOnEnter) {
+      return; // the other combination inserts a newline
+    }
+    e.preventDefault();
+    if (!running) {
+      void send();
+    }
+  };
+  const sendKeys = sendOnEnter ? 'Enter to send, Shift+Enter for a new line' : 'Shift+Enter to send, Enter for a new line';
+
+  return (
+    <div className="jp-AgentChat-composer">
+      <textarea
+        ref={input}
+        className="jp-AgentChat-input"
+        data-testid="agent-input"
+        aria-label="Message the agent"
+        placeholder={`Ask the agent… (${sendKeys})`}
+        rows={3}
+        value={text}
+        onChange={e => change(e.target.value)}
+        onKeyDown={onKeyDown}
+      />
+      <div className="jp-AgentChat-composerButtons">
+        <button
+          className={`jp-AgentChat-iconButton jp-AgentChat-mic jp-mod-${voiceState}`}
+          data-testid="agent-mic"
+          data-state={voiceState}
+          aria-label={MIC_LABEL[voiceState]}
+          aria-pressed={voiceState === 'recording'}
+          title={MIC_LABEL[voiceState]}
+          disabled={voiceState === 'transcribing'}
+          onClick={props.onToggleVoice}
+        >
+          {voiceState === 'recording' ? <stopIcon.react tag="span" /> : <micIcon.react tag="span" />}
+        </button>
+        {running ? (
+          <button
+            className="jp-mod-styled jp-mod-warn jp-AgentChat-stop"
+            data-testid="agent-stop"
+            aria-label="Stop the agent (Escape)"
+            title="Stop (Escape)"
+            onClick={props.onStop}
+          >
+            Stop
+          </button>
+        ) : (
+          <button
+            className="jp-mod-styled jp-mod-accept jp-AgentChat-send"
+            data-testid="agent-send"
+            aria-label="Send message"
+            title={sendKeys}
+            disabled={!text.trim()}
+            onClick={() => void send()}
+          >
+            Send
+          </button>
+        )}
+      </div>
+    </div>
+  );
+}

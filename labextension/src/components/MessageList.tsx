@@ -1,0 +1,90 @@
+import * as React from 'react';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+
+import { ChatItem } from '../conversation';
+import { ToolRenderer } from '../registry';
+import { TurnError } from './Errors';
+import { Message } from './Message';
+import { ToolCard } from './ToolCard';
+import { Usage } from './Usage';
+
+export interface MessageListProps {
+  items: readonly ChatItem[];
+  rendermime: IRenderMimeRegistry;
+  getRenderer: (toolName: string) => ToolRenderer;
+  thinkingExpanded: boolean;
+  /** Shown when there is nothing yet. */
+  emptyText: string;
+}
+
+/** Distance from the bottom (px) under which the list keeps following new content. */
+const STICK_THRESHOLD = 48;
+
+/** The conversation, announced politely to screen readers as it grows. */
+export function MessageList(props: MessageListProps): JSX.Element {
+  const { items } = props;
+  const list = React.useRef<HTMLDivElement>(null);
+  const stick = React.useRef(true);
+
+  const content = React.useRef<HTMLDivElement>(null);
+  const follow = React.useCallback(() => {
+    const el = list.current;
+    if (el && stick.current) {
+      el.scrollTop = el.scrollHeight;
+    }
+  }, []);
+
+  React.useLayoutEffect(follow);
+  // Markdown renders asynchronously and images load late: follow size changes too.
+  React.useEffect(() => {
+    if (typeof ResizeObserver === 'undefined' || !content.current) {
+      return;
+    }
+    const observer = new ResizeObserver(follow);
+    observer.observe(content.current);
+    return () => observer.disconnect();
+  }, [follow]);
+
+  const onScroll = () => {
+    const el = list.current;
+    if (el) {
+      stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < STICK_THRESHOLD;
+    }
+  };
+
+  return (
+    <div
+      ref={list}
+      className="jp-AgentChat-messages"
+      data-testid="agent-messages"
+      role="log"
+      aria-live="polite"
+      aria-label="Conversation with the agent"
+      tabIndex={0}
+      onScroll={onScroll}
+    >
+      <div ref={content} className="jp-AgentChat-messagesContent">
+        {items.length === 0 && <div className="jp-AgentChat-empty">{props.emptyText}</div>}
+        {items.map(item => {
+          switch (item.kind) {
+            case 'message':
+              return (
+                <Message
+                  key={item.key}
+                  message={item}
+                  rendermime={props.rendermime}
+                  thinkingExpanded={props.thinkingExpanded}
+                />
+              );
+            case 'tool':
+              return <ToolCard key={item.key} card={item.card} renderer={props.getRenderer(item.card.name)} />;
+            case 'error':
+              return <TurnError key={item.key} item={item} />;
+            case 'turn_end':
+              return <Usage key={item.key} item={item} />;
+          }
+        })}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,252 @@
+/**
+ * Folds a session's events into the conversation view-model (see viewModel.ts).
+ *
+ * `foldEvent(state, event)` never mutates `state`; an event whose `seq` is not after
+ * `state.lastSeq` is ignored, so replaying a log (or part of it) twice gives the same state.
+ */
+import { AgentEvent } from './protocol';
+import { errorHint } from './hints';
+import { addUsage, mergeTotals } from './usage';
+import {
+  ChatItem,
+  ConversationState,
+  MessageItem,
+  ToolCard,
+  ToolItem,
+  ToolStatus
+} from './viewModel';
+
+export * from './viewModel';
+
+/** Fold a list of events, in order. */
+export function foldEvents(state: ConversationState, events: readonly AgentEvent[]): ConversationState {
+  return events.reduce(foldEvent, state);
+}
+
+/** Fold one event into the state; returns `state` itself when the event changes nothing. */
+export function foldEvent(state: ConversationState, event: AgentEvent): ConversationState {
+  if (typeof event.seq !== 'number' || event.seq <= state.lastSeq) {
+    return state;
+  }
+  const s: ConversationState = { ...state, lastSeq: event.seq };
+  const turn = event.turn;
+  if (turn && !isTerminal(event)) {
+    s.running = true;
+    s.turn = turn;
+  }
+  switch (event.type) {
+    case 'message':
+      if (event.role === 'user') {
+        s.draft = null;
+        s.running = true;
+        s.turn = turn ?? s.turn;
+        return append(s, {
+          kind: 'message',
+          key: `m${event.seq}`,
+          role: 'user',
+          text: event.content ?? '',
+          thinking: '',
+          streaming: false,
+          user: event.user,
+          context: event.context,
+          turn
+        });
+      }
+      return withToolCalls(finishAssistant(s, event.seq, event.content ?? '', turn), event);
+    case 'token':
+      return updateDraft(s, event.seq, turn, m => ({ ...m, text: m.text + event.text }));
+    case 'thinking':
+      return updateDraft(s, event.seq, turn, m => ({ ...m, thinking: m.thinking + event.text }));
+    case 'tool_call':
+      return upsertCard(s, event.call_id, event.name, turn, c => ({ ...c, arguments: event.arguments }));
+    case 'tool_status':
+      return upsertCard(s, event.call_id, '', turn, c => ({ ...c, status: event.status }));
+    case 'approval_request':
+      s.approvals = [
+        ...s.approvals.filter(a => a.callId !== event.call_id),
+        { callId: event.call_id, name: event.name, arguments: event.arguments, reason: event.reason, turn }
+      ];
+      return upsertCard(s, event.call_id, event.name, turn, c => ({
+        ...c,
+        arguments: event.arguments,
+        status: 'waiting_approval'
+      }));
+    case 'approval_result': {
+      s.approvals = s.approvals.filter(a => a.callId !== event.call_id);
+      const refused = event.decision === 'deny' || event.decision === 'timeout';
+      return upsertCard(s, event.call_id, '', turn, c => ({
+        ...c,
+        approval: event.decision,
+        approvalUser: event.user,
+        status: refused ? 'error' : 'running',
+        summary: refused ? (event.decision === 'deny' ? 'Denied.' : 'Approval timed out.') : c.summary
+      }));
+    }
+    case 'tool_result':
+      return upsertCard(s, event.call_id, event.name, turn, c => {
+        const data = event.data && typeof event.data === 'object' ? event.data : {};
+        return {
+          ...c,
+          status: event.ok ? 'done' : 'error',
+          ok: event.ok,
+          content: event.content,
+          summary: summarize(event.content),
+          data,
+          images: event.images ?? [],
+          durationMs: event.duration_ms,
+          cellId: stringField(data, 'cell_id') ?? c.cellId,
+          path: stringField(data, 'path') ?? c.path
+        };
+      });
+    case 'usage': {
+      const key = turn ?? `seq${event.seq}`;
+      s.usage = { ...s.usage, [key]: addUsage(s.usage[key] ?? null, event) };
+      return s;
+    }
+    case 'error':
+      return endTurn(append(s, {
+        kind: 'error',
+        key: `e${event.seq}`,
+        code: event.code,
+        message: event.message,
+        hint: errorHint(event.code),
+        turn
+      }), turn, 'The turn ended with an error before this tool finished.');
+    case 'done': {
+      const accumulated = turn ? s.usage[turn] ?? null : null;
+      const usage = event.usage ? mergeTotals(accumulated, event.usage) : accumulated;
+      const ended = endTurn(s, turn, event.reason === 'cancelled' ? 'Cancelled.' : 'Did not finish.');
+      return append(ended, { kind: 'turn_end', key: `d${event.seq}`, turn, reason: event.reason, usage });
+    }
+    case 'session':
+      s.title = event.title;
+      return s;
+    default:
+      return s; // other features' events (plan, task_update...) only advance lastSeq
+  }
+}
+
+function isTerminal(event: AgentEvent): boolean {
+  return event.type === 'done' || event.type === 'error';
+}
+
+function append(s: ConversationState, item: ChatItem): ConversationState {
+  return { ...s, items: [...s.items, item] };
+}
+
+function replaceItem(s: ConversationState, index: number, item: ChatItem): ConversationState {
+  const items = s.items.slice();
+  items[index] = item;
+  return { ...s, items };
+}
+
+function draftIndex(s: ConversationState): number {
+  return s.draft === null ? -1 : s.items.findIndex(i => i.key === s.draft);
+}
+
+/** Apply `change` to the streaming assistant message, starting one if needed. */
+function updateDraft(
+  s: ConversationState,
+  seq: number,
+  turn: string | undefined,
+  change: (m: MessageItem) => MessageItem
+): ConversationState {
+  const index = draftIndex(s);
+  if (index >= 0) {
+    return replaceItem(s, index, change(s.items[index] as MessageItem));
+  }
+  const key = `a${seq}`;
+  const fresh: MessageItem = {
+    kind: 'message', key, role: 'assistant', text: '', thinking: '', streaming: true, turn
+  };
+  return append({ ...s, draft: key }, change(fresh));
+}
+
+/** The assistant's complete message: it replaces the streamed draft (the server's text wins). */
+function finishAssistant(
+  s: ConversationState, seq: number, content: string, turn: string | undefined
+): ConversationState {
+  const index = draftIndex(s);
+  const done = { ...s, draft: null };
+  if (index >= 0) {
+    const m = s.items[index] as MessageItem;
+    return replaceItem(done, index, { ...m, text: content || m.text, streaming: false });
+  }
+  return append(done, {
+    kind: 'message', key: `a${seq}`, role: 'assistant', text: content, thinking: '', streaming: false, turn
+  });
+}
+
+function withToolCalls(s: ConversationState, event: Extract<AgentEvent, { type: 'message' }>): ConversationState {
+  return (event.tool_calls ?? []).reduce(
+    (acc, call) => upsertCard(acc, call.id, call.name, event.turn, c => c.arguments === undefined ? { ...c, arguments: call.arguments } : c),
+    s
+  );
+}
+
+/** Update the card of `callId`, creating it (status pending) at the end of the list if new. */
+function upsertCard(
+  s: ConversationState,
+  callId: string,
+  name: string,
+  turn: string | undefined,
+  change: (c: ToolCard) => ToolCard
+): ConversationState {
+  const index = s.items.findIndex(i => i.kind === 'tool' && i.card.callId === callId);
+  if (index >= 0) {
+    const old = (s.items[index] as ToolItem).card;
+    const card = withLinks(change({ ...old, name: old.name || name }));
+    return replaceItem(s, index, { kind: 'tool', key: `t${callId}`, card });
+  }
+  const base: ToolCard = { callId, name, arguments: undefined, status: 'pending', turn, data: {}, images: [] };
+  return append({ ...s, draft: null }, { kind: 'tool', key: `t${callId}`, card: withLinks(change(base)) });
+}
+
+/** Fill `cellId`/`path` from the arguments until a result says otherwise. */
+function withLinks(card: ToolCard): ToolCard {
+  const args = card.arguments && typeof card.arguments === 'object' ? (card.arguments as Record<string, unknown>) : {};
+  const cellId = card.cellId ?? stringField(args, 'cell_id');
+  const path = card.path ?? stringField(args, 'path') ?? stringField(args, 'notebook');
+  return cellId === card.cellId && path === card.path ? card : { ...card, cellId, path };
+}
+
+/** A turn ended: stop streaming, drop its approvals, fail the calls that never finished. */
+function endTurn(s: ConversationState, turn: string | undefined, unfinished: string): ConversationState {
+  const items = s.items.map(item => {
+    if (item.kind === 'message' && item.streaming) {
+      return { ...item, streaming: false };
+    }
+    if (item.kind === 'tool' && (turn === undefined || item.card.turn === turn) && !isFinished(item.card)) {
+      return { ...item, card: { ...item.card, status: 'error' as ToolStatus, summary: unfinished } };
+    }
+    return item;
+  });
+  const approvals = s.approvals.filter(a => turn !== undefined && a.turn !== turn);
+  return { ...s, items, approvals, running: false, turn: null, draft: null };
+}
+
+function isFinished(card: ToolCard): boolean {
+  return card.status === 'done' || card.status === 'error';
+}
+
+function stringField(obj: Record<string, unknown>, key: string): string | undefined {
+  const v = obj[key];
+  return typeof v === 'string' && v ? v : undefined;
+}
+
+/** A short, single-block text form of a tool result. */
+export function summarize(content: unknown, max = 400): string {
+  let text: string;
+  if (typeof content === 'string') {
+    text = content;
+  } else if (content === undefined || content === null) {
+    text = '';
+  } else {
+    try {
+      text = JSON.stringify(content);
+    } catch {
+      text = String(content);
+    }
+  }
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}

@@ -1,0 +1,26 @@
+/**
+ * What a person can do about an error, by its code (see jupyter_agent/errors.py).
+ */
+const HINTS: Record<string, string> = {
+  provider_error:
+    'The model provider failed. Check its API key and network access on the Jupyter server, or pick another model.',
+  budget_exceeded: 'The usage budget is spent. Raise the budget in the server settings or start a new session.',
+  approval_timeout: 'Nobody answered the approval request in time. Send the request again and answer the prompt.',
+  tool_error: 'A tool failed. Read the tool card for details, then ask again with more precise instructions.',
+  path_outside_root: 'The path is outside the Jupyter root directory. Use a path inside the file browser.',
+  not_found: 'The session or file no longer exists. Refresh the session list.',
+  conflict: 'Someone else changed this at the same time. Try again.',
+  bad_request: 'The server rejected the request. Check what you typed and try again.',
+  bad_message: 'The server could not read a message from this page. Reload the page if this repeats.',
+  llm_not_ready: 'No model is configured on the server. Set the model and its API key, then restart Jupyter.',
+  forbidden: 'You do not have permission for this. Ask the server owner to grant you access.',
+  network: 'The Jupyter server cannot be reached. Check that it is running; the panel reconnects by itself.',
+  microphone: 'Allow microphone access for this page in the browser (site settings), then try again.',
+  transcription: 'Speech could not be transcribed. Check the transcription model in the settings, or type instead.'
+};
+
+const DEFAULT_HINT = 'Try again. If it keeps failing, look at the Jupyter server log for details.';
+
+export function errorHint(code: string): string {
+  return HINTS[code] ?? (code.includes('timeout') ? 'The operation took too long. Try again.' : DEFAULT_HINT);
+}

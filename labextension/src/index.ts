@@ -1,0 +1,18 @@
+import { JupyterFrontEndPlugin } from '@jupyterlab/application';
+
+import { cellCommandsPlugin } from './plugins/cellCommands';
+import { chatPlugin } from './plugins/chat';
+import { clientPlugin } from './plugins/client';
+import { notebookRenderersPlugin, rendererRegistryPlugin } from './plugins/renderers';
+import { statusPlugin } from './plugins/status';
+
+const plugins: JupyterFrontEndPlugin<any>[] = [
+  clientPlugin,
+  rendererRegistryPlugin,
+  notebookRenderersPlugin,
+  chatPlugin,
+  statusPlugin,
+  cellCommandsPlugin
+];
+
+export default plugins;

@@ -1,0 +1,200 @@
+/**
+ * Types of the jupyter-agent wire protocol, version 1 (see docs/protocol.md).
+ *
+ * These mirror the server's JSON exactly (snake_case included) so frames can be
+ * passed through without translation.
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+/** Epoch seconds. */
+export type Timestamp = number;
+
+/** A conversation with the agent, shared by everyone who opens it. */
+export interface Session {
+  id: string;
+  title: string;
+  created: Timestamp;
+  updated: Timestamp;
+  last_seq: number;
+  running: boolean;
+  owner: string;
+}
+
+/** `GET /api/agent/health`. */
+export interface Health {
+  status: string;
+  version: string;
+  model: string;
+  models: string[];
+  llm_ready: boolean;
+}
+
+/** `GET /api/agent/tools` entry. */
+export interface ToolInfo {
+  name: string;
+  description: string;
+  parameters: Record<string, unknown>;
+  policy: string;
+  stats: { calls: number; errors: number; p50_ms: number | null; p95_ms: number | null };
+}
+
+/** Error body of a failed REST call. */
+export interface ErrorBody {
+  code: string;
+  message: string;
+}
+
+/** The person who sent a message, when the server knows it. */
+export interface UserInfo {
+  username: string;
+  display_name?: string;
+}
+
+/** What a request acts on. */
+export interface PromptContext {
+  notebook?: string;
+}
+
+export interface ToolCallRequest {
+  id: string;
+  name: string;
+  arguments: unknown;
+}
+
+export interface ImageData {
+  mime: string;
+  data: string;
+}
+
+export interface UsageFields {
+  model?: string;
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  total_tokens?: number;
+  cost?: number | null;
+  latency_ms?: number;
+  ttft_ms?: number | null;
+}
+
+/** Fields every logged event carries. */
+interface Logged<T extends string> {
+  type: T;
+  session: string;
+  seq: number;
+  ts: Timestamp;
+  /** The turn id, on events that belong to a turn. */
+  turn?: string;
+}
+
+export interface MessageEvent extends Logged<'message'> {
+  role: 'user' | 'assistant';
+  content: string;
+  tool_calls?: ToolCallRequest[];
+  user?: UserInfo;
+  context?: PromptContext;
+}
+export interface TokenEvent extends Logged<'token'> {
+  text: string;
+}
+export interface ThinkingEvent extends Logged<'thinking'> {
+  text: string;
+}
+export interface ToolCallEvent extends Logged<'tool_call'> {
+  call_id: string;
+  name: string;
+  /** An object, or the raw string when the model's JSON was invalid. */
+  arguments: unknown;
+}
+export interface ToolStatusEvent extends Logged<'tool_status'> {
+  call_id: string;
+  status: 'running' | 'waiting_approval';
+}
+export interface ApprovalRequestEvent extends Logged<'approval_request'> {
+  call_id: string;
+  name: string;
+  arguments: unknown;
+  reason: string;
+}
+export type ApprovalDecision = 'once' | 'always' | 'deny';
+export interface ApprovalResultEvent extends Logged<'approval_result'> {
+  call_id: string;
+  decision: ApprovalDecision | 'timeout';
+  user?: UserInfo;
+}
+export interface ToolResultEvent extends Logged<'tool_result'> {
+  call_id: string;
+  name: string;
+  ok: boolean;
+  content: unknown;
+  data?: Record<string, unknown> | null;
+  images?: ImageData[];
+  duration_ms?: number;
+}
+export interface UsageEvent extends Logged<'usage'>, UsageFields {}
+export interface ErrorEvent extends Logged<'error'> {
+  code: string;
+  message: string;
+}
+export interface DoneEvent extends Logged<'done'> {
+  reason: 'completed' | 'cancelled' | 'max_steps' | string;
+  usage?: UsageFields;
+}
+export interface SessionEvent extends Logged<'session'> {
+  title: string;
+}
+/** Event types this client does not fold (e.g. `plan`, `task_update`); kept for other features. */
+export interface OtherEvent extends Logged<string> {
+  [key: string]: unknown;
+}
+
+export type AgentEvent =
+  | MessageEvent
+  | TokenEvent
+  | ThinkingEvent
+  | ToolCallEvent
+  | ToolStatusEvent
+  | ApprovalRequestEvent
+  | ApprovalResultEvent
+  | ToolResultEvent
+  | UsageEvent
+  | ErrorEvent
+  | DoneEvent
+  | SessionEvent;
+
+/** `GET /api/agent/sessions/{id}/events`. */
+export interface EventsPage {
+  events: AgentEvent[];
+  last_seq: number;
+}
+
+/** Frames the server sends without `seq` (not part of the log). */
+export interface HelloFrame {
+  type: 'hello';
+  session: string;
+  protocol: number;
+  last_seq: number;
+}
+export interface PongFrame {
+  type: 'pong';
+  id?: unknown;
+}
+/** e.g. `bad_message`: not part of any turn, the connection stays open. */
+export interface TransientErrorFrame {
+  type: 'error';
+  code: string;
+  message: string;
+}
+
+/** Client to server frames. */
+export type ClientFrame =
+  | { type: 'prompt'; text: string; context: PromptContext; model?: string }
+  | { type: 'cancel' }
+  | { type: 'approve'; call_id: string; decision: ApprovalDecision }
+  | { type: 'ping'; id?: unknown };
+
+/** True for frames that belong to the session's event log. */
+export function isLoggedEvent(frame: unknown): frame is AgentEvent {
+  const f = frame as { seq?: unknown; type?: unknown } | null;
+  return !!f && typeof f.type === 'string' && typeof f.seq === 'number';
+}

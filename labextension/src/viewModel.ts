@@ -1,0 +1,112 @@
+/**
+ * The conversation view-model: what the chat panel shows, built by `foldEvent`.
+ */
+import { ApprovalResultEvent, ImageData, PromptContext, UserInfo } from './protocol';
+
+export type ToolStatus = 'pending' | 'waiting_approval' | 'running' | 'done' | 'error';
+
+/** Everything known about one tool call; what tool renderers receive. */
+export interface ToolCard {
+  callId: string;
+  name: string;
+  arguments: unknown;
+  status: ToolStatus;
+  turn?: string;
+  ok?: boolean;
+  /** What the model read, as sent by the server. */
+  content?: unknown;
+  /** A short text form of `content` (or of why the call did not run). */
+  summary?: string;
+  data: Record<string, unknown>;
+  images: ImageData[];
+  durationMs?: number;
+  approval?: ApprovalResultEvent['decision'];
+  approvalUser?: UserInfo;
+  /** Notebook cell and file the call acted on (from the result's data, else the arguments). */
+  cellId?: string;
+  path?: string;
+}
+
+export interface MessageItem {
+  kind: 'message';
+  key: string;
+  role: 'user' | 'assistant';
+  text: string;
+  thinking: string;
+  /** True while tokens are still arriving. */
+  streaming: boolean;
+  user?: UserInfo;
+  context?: PromptContext;
+  turn?: string;
+}
+
+export interface ToolItem {
+  kind: 'tool';
+  key: string;
+  card: ToolCard;
+}
+
+export interface ErrorItem {
+  kind: 'error';
+  key: string;
+  code: string;
+  message: string;
+  hint: string;
+  turn?: string;
+}
+
+/** Tokens, cost and latency of one turn (summed over its model calls). */
+export interface TurnUsage {
+  model?: string;
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  cost: number | null;
+  latencyMs: number;
+  ttftMs: number | null;
+  calls: number;
+}
+
+export interface TurnEndItem {
+  kind: 'turn_end';
+  key: string;
+  turn?: string;
+  reason: string;
+  usage: TurnUsage | null;
+}
+
+export type ChatItem = MessageItem | ToolItem | ErrorItem | TurnEndItem;
+
+export interface PendingApproval {
+  callId: string;
+  name: string;
+  arguments: unknown;
+  reason: string;
+  turn?: string;
+}
+
+export interface ConversationState {
+  lastSeq: number;
+  title: string | null;
+  items: readonly ChatItem[];
+  /** Approvals still waiting for a decision, oldest first. */
+  approvals: readonly PendingApproval[];
+  running: boolean;
+  /** Id of the turn in progress, if any. */
+  turn: string | null;
+  /** Key of the assistant message receiving tokens, if any. */
+  draft: string | null;
+  /** Running usage totals by turn id. */
+  usage: Readonly<Record<string, TurnUsage>>;
+}
+
+export const EMPTY_CONVERSATION: ConversationState = Object.freeze({
+  lastSeq: 0,
+  title: null,
+  items: [],
+  approvals: [],
+  running: false,
+  turn: null,
+  draft: null,
+  usage: {}
+});
