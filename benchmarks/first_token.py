@@ -42,13 +42,7 @@ def row(name: str, values: list[float]) -> str:
 
 
 def api(srv: JupyterServer, method: str, path: str, body: dict | None = None) -> dict:
-    req = urllib.request.Request(
-        srv.url(path),
-        method=method,
-        data=json.dumps(body or {}).encode() if body else None,
-        headers={"Authorization": f"token {srv.token}"},
-    )
-    return json.loads(urllib.request.urlopen(req, timeout=30).read())
+    return srv.api(method, path, body)
 
 
 async def connect(srv: JupyterServer, session_id: str):
