@@ -8,7 +8,7 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Float, Int, List, Unicode, validate
+from traitlets import Bool, Dict, Float, Int, List, Unicode, validate
 
 from jupyter_agent import __version__
 from jupyter_agent.collaboration.documents import YDocProvider
@@ -67,6 +67,13 @@ class JupyterAgent(ExtensionApp):
     max_turn_tokens = Int(0, config=True, help="Most prompt+completion tokens in one turn; 0 means no limit.")
     retries = Int(
         2, config=True, help="Retries per model on 429, 5xx and timeouts before any output streamed."
+    )
+    vision = Bool(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Send images (screenshots, plots) to the model as image content. None: when litellm says the
+        model supports vision; True/False: always/never (then the model gets a text note instead).""",
     )
     retry_backoff = Float(0.5, config=True, help="Seconds before the first retry; doubled for each next one.")
     request_timeout = Float(120.0, config=True, help="Seconds to wait for a model's first chunk.")
@@ -129,6 +136,7 @@ class JupyterAgent(ExtensionApp):
             backoff=self.retry_backoff,
             request_timeout=self.request_timeout,
             chunk_timeout=self.chunk_timeout,
+            vision=self.vision,
         )
         self.llm.preload()  # import and warm litellm in a worker thread: neither start nor first message waits
         documents = YDocProvider(self.serverapp.web_app.settings, root)

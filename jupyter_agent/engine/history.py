@@ -15,6 +15,8 @@ TRANSCRIPT_EVENTS = ("message", "tool_result")
 def apply_event(history: list[dict[str, Any]], event: dict[str, Any]) -> None:
     """Add what one logged event means for the model's transcript (other events change nothing)."""
     kind = event.get("type")
+    if event.get("task"):  # a planner task's own conversation, not the session's
+        return
     if kind == "message":
         message: dict[str, Any] = {
             "role": event["role"],
@@ -32,23 +34,32 @@ def apply_event(history: list[dict[str, Any]], event: dict[str, Any]) -> None:
             message["content"] = message["content"] or None
         history.append(message)
     elif kind == "tool_result":
-        history.append(
-            {"role": "tool", "tool_call_id": event["call_id"], "content": event.get("content", "")}
-        )
+        message = {"role": "tool", "tool_call_id": event["call_id"], "content": event.get("content", "")}
+        if event.get("images"):
+            message["images"] = event["images"]  # kept aside: see for_model
+        history.append(message)
 
 
 def _as_text(arguments: Any) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
-def for_model(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+MAX_IMAGES_PER_BATCH = 4
+
+
+def for_model(history: list[dict[str, Any]], vision: bool = False) -> list[dict[str, Any]]:
     """A transcript every provider accepts: each assistant tool call is followed by its result.
 
     A turn cancelled or interrupted between a tool call and its result would otherwise leave a call without
     a result, which providers reject; such calls get a short result saying they did not run.
+
+    Images from tools (screenshots, plots) cannot travel in tool messages: for a model that can see, they
+    follow the batch of tool results as one user message with image parts; otherwise each tool result says
+    what it showed and that the model cannot see it.
     """
     out: list[dict[str, Any]] = []
     pending: list[str] = []
+    images: list[dict[str, Any]] = []
 
     def close_pending() -> None:
         for call_id in pending:
@@ -56,11 +67,28 @@ def for_model(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 {"role": "tool", "tool_call_id": call_id, "content": "Error: cancelled before it finished"}
             )
         pending.clear()
+        if images:
+            parts: list[dict[str, Any]] = [
+                {"type": "text", "text": "Images produced by the tool calls above:"}
+            ]
+            for image in images[-MAX_IMAGES_PER_BATCH:]:
+                url = f"data:{image['mime']};base64,{image['data']}"
+                parts.append({"type": "image_url", "image_url": {"url": url}})
+            out.append({"role": "user", "content": parts})
+            images.clear()
 
     for message in history:
         if message["role"] == "tool":
             if message["tool_call_id"] in pending:
                 pending.remove(message["tool_call_id"])
+                message = dict(message)
+                shown = message.pop("images", None) or []
+                if shown and vision:
+                    images.extend(shown)
+                elif shown:
+                    message["content"] += (
+                        f"\n[{len(shown)} image(s) not shown: this model cannot see images; rely on the text above]"
+                    )
                 out.append(message)
             continue
         close_pending()

@@ -138,6 +138,7 @@ class LLMClient:
     max_backoff: float = 20.0
     request_timeout: float = 120.0  # seconds until the first chunk
     chunk_timeout: float = 60.0  # seconds allowed between two chunks of a stream
+    vision: bool | None = None  # None: ask litellm whether the model takes images; True/False: force
 
     def preload(self) -> None:
         preload_litellm()
@@ -177,6 +178,16 @@ class LLMClient:
         assert last_error is not None
         status = _status_of(last_error)
         raise ProviderError(_describe(models[-1], last_error, status), code=_code_for(status))
+
+    async def supports_vision(self, model: str | None = None) -> bool:
+        """Whether images can go to the model as image content (litellm's model map, unless configured)."""
+        if self.vision is not None:
+            return self.vision
+        litellm = await get_litellm()
+        try:
+            return bool(litellm.supports_vision(model=model or self.model))
+        except Exception:  # a model litellm does not know: send text only
+            return False
 
     async def transcribe(self, audio: bytes, filename: str, model: str) -> str:
         """Speech to text through litellm's transcription API (same endpoint and key options as chat)."""

@@ -93,7 +93,8 @@ class AgentLoop:
         return TurnResult("max_steps", totals)
 
     async def _call_model(self, turn: Turn) -> Completion:
-        messages = [{"role": "system", "content": self.system_prompt}, *turn.session.transcript()]
+        vision = await self.llm.supports_vision(turn.model)
+        messages = [{"role": "system", "content": self.system_prompt}, *turn.transcript(vision)]
         partial: list[str] = []
         handlers = StreamHandlers(
             on_token=lambda text: (partial.append(text), turn.emit("token", text=text)),

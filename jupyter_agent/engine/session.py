@@ -50,6 +50,10 @@ class Turn:
     async def request_approval(self, call_id: str, name: str, arguments: Any, reason: str = "") -> str:
         return await self.session.request_approval(self, call_id, name, arguments, reason)
 
+    def transcript(self, vision: bool = False) -> list[dict[str, Any]]:
+        """The conversation the model reads for this turn: the session's."""
+        return self.session.transcript(vision)
+
 
 class TurnRunner(Protocol):
     async def run_turn(self, turn: Turn) -> TurnResult: ...
@@ -97,7 +101,7 @@ class Session:
         event = {"type": type, "session": self.id, "seq": self.last_seq, "ts": time.time(), **fields}
         self.updated = event["ts"]
         self._manager.store.append_event(event)
-        if self._history is not None and type in TRANSCRIPT_EVENTS:
+        if self._history is not None and type in TRANSCRIPT_EVENTS and "task" not in fields:
             apply_event(self._history, event)
         for subscriber in list(self._subscribers):
             try:
@@ -123,13 +127,13 @@ class Session:
         if subscriber in self._subscribers:
             self._subscribers.remove(subscriber)
 
-    def transcript(self) -> list[dict[str, Any]]:
-        """The conversation as the model reads it."""
+    def transcript(self, vision: bool = False) -> list[dict[str, Any]]:
+        """The conversation as the model reads it (with images when the model can see)."""
         if self._history is None:
             self._history = []
             for event in self._manager.store.iter_events(self.id, TRANSCRIPT_EVENTS):
                 apply_event(self._history, event)
-        return for_model(self._history)
+        return for_model(self._history, vision)
 
     # -- prompts ------------------------------------------------------------------------------------
     def submit(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from jupyter_agent.tools.base import ToolContext, ToolResult, object_schema, tool
+from jupyter_agent.tools.base import ImagePart, ToolContext, ToolResult, object_schema, tool
+
+MAX_IMAGES = 4
 
 PATH = {
     "type": "string",
@@ -100,15 +102,20 @@ async def notebook_run_cell(
     ctx: ToolContext, path: str, cell_id: str, timeout: float | None = None
 ) -> ToolResult:
     result = await ctx.service("cells").run_cell(path, cell_id, timeout)
-    images = sum(1 for o in result.outputs for m in (o.get("data") or {}) if m.startswith("image/"))
+    images = [
+        ImagePart(mime, str(payload).replace("\n", ""), f"output of cell {cell_id}")
+        for out in result.outputs
+        for mime, payload in (out.get("data") or {}).items()
+        if mime in ("image/png", "image/jpeg")
+    ]
     data = {
         "path": path,
         "cell_id": cell_id,
         "status": result.status,
         "execution_count": result.execution_count,
-        "images": images,
+        "images": len(images),
     }
-    return ToolResult(result.summary(), ok=result.status == "ok", data=data)
+    return ToolResult(result.summary(), ok=result.status == "ok", data=data, images=images[:MAX_IMAGES])
 
 
 NOTEBOOK_TOOLS = [
