@@ -144,10 +144,10 @@ class JupyterAgent(ExtensionApp):
         self.kernels = ServerKernels(self.serverapp)
         runner = CellRunner(editor, self.kernels, self.cell_timeout)
         workspace = Workspace(root, self._data_path(self.backup_dir, "backups"), documents)
-        router = ToolRouter(builtin_tools(), dict(self.tool_policy))
+        store = Store(self._data_path(self.db_path, "agent.db"))
+        router = ToolRouter(builtin_tools(), dict(self.tool_policy), state=store)
         router.load_entry_points()
         self.tool_services = {"workspace": workspace, "notebooks": editor, "cells": runner}
-        store = Store(self._data_path(self.db_path, "agent.db"))
         self.root = root
 
         def context_factory(turn: Turn, call: ToolCall) -> ToolContext:

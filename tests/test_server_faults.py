@@ -167,6 +167,7 @@ async def test_kernel_dying_mid_cell_is_reported_and_the_next_run_works(agent, l
     frames = await ws.turn("run the second", timeout=90)
     second = results(frames)[0]
     assert second["ok"] is True and "42" in second["content"], second["content"]
+    assert "kernel had died and was restarted" in second["content"]
 
 
 async def test_cell_timeout_interrupts_the_kernel_and_stops_writes(

@@ -47,6 +47,7 @@ class ExecutionResult:
     status: str  # ok | error | timeout | kernel_died
     execution_count: int | None = None
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. the kernel was restarted before this run
 
     def summary(self, max_chars: int = 8000) -> str:
         """The text the model reads: text outputs, the error with a trimmed traceback, a note per image."""
@@ -75,6 +76,7 @@ class ExecutionResult:
             "timeout": f"Cell {self.cell_id} timed out: the kernel was interrupted.",
             "kernel_died": f"The kernel died while cell {self.cell_id} ran; the server restarts it.",
         }[self.status]
+        head = "\n".join([*self.notes, head])
         return f"{head}\nOutput:\n{text}" if text else f"{head} No output."
 
 
@@ -194,6 +196,9 @@ class CellRunner:
         limit = timeout or self.default_timeout
         writer = CellOutputWriter(ycell, nb)
         code = str(ycell["source"])
+        notes = [kernel.note] if getattr(kernel, "note", None) else []
+        if notes:
+            kernel.note = None
         async with kernel.lock:
             status, count = await self._execute(kernel, code, writer, limit, cell_id)
             if status == "aborted":  # the kernel was still aborting after an earlier error: run it again
@@ -201,7 +206,7 @@ class CellRunner:
             await self.editor.documents.saved(path)
         if any(o["output_type"] == "error" for o in writer.outputs) and status == "ok":
             status = "error"
-        return ExecutionResult(cell_id, status, count, writer.outputs)
+        return ExecutionResult(cell_id, status, count, writer.outputs, notes)
 
     async def _execute(
         self, kernel: KernelHandle, code: str, writer: CellOutputWriter, limit: float, cell_id: str

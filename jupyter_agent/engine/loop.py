@@ -94,7 +94,11 @@ class AgentLoop:
 
     async def _call_model(self, turn: Turn) -> Completion:
         vision = await self.llm.supports_vision(turn.model)
-        messages = [{"role": "system", "content": self.system_prompt}, *turn.transcript(vision)]
+        system = self.system_prompt
+        degraded = self.router.degraded()
+        if degraded:
+            system += "\n\nTools that are failing right now (prefer other ways): " + "; ".join(degraded)
+        messages = [{"role": "system", "content": system}, *turn.transcript(vision)]
         partial: list[str] = []
         handlers = StreamHandlers(
             on_token=lambda text: (partial.append(text), turn.emit("token", text=text)),

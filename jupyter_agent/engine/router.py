@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
 import jsonschema
 
+from jupyter_agent.engine.health import CircuitBreaker, ToolStats
 from jupyter_agent.engine.types import ToolCall
 from jupyter_agent.errors import AgentError, ApprovalTimeout
 from jupyter_agent.tools.base import POLICIES, Tool, ToolContext, ToolResult
@@ -29,44 +28,24 @@ ENTRY_POINT_GROUP = "jupyter_agent.tools"
 Approver = Callable[[Tool, dict[str, Any]], Awaitable[str]]
 
 
-@dataclass
-class ToolStats:
-    """Rolling statistics of one tool: counts and the latencies of the last calls."""
-
-    calls: int = 0
-    errors: int = 0
-    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=500))
-
-    def record(self, ok: bool, elapsed_ms: float) -> None:
-        self.calls += 1
-        self.errors += 0 if ok else 1
-        self.latencies_ms.append(elapsed_ms)
-
-    def to_dict(self) -> dict[str, Any]:
-        ordered = sorted(self.latencies_ms)
-        return {
-            "calls": self.calls,
-            "errors": self.errors,
-            "p50_ms": _percentile(ordered, 50),
-            "p95_ms": _percentile(ordered, 95),
-        }
-
-
-def _percentile(ordered: list[float], pct: float) -> float | None:
-    if not ordered:
-        return None
-    k = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return round(ordered[k], 2)
-
-
 class ToolRouter:
     """Finds, checks and runs tools for the agent loop."""
 
-    def __init__(self, tools: Iterable[Tool] = (), policy: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        tools: Iterable[Tool] = (),
+        policy: dict[str, str] | None = None,
+        state: Any = None,
+        breaker_threshold: int = 3,
+        breaker_cooldown: float = 30.0,
+    ) -> None:
         self._tools: dict[str, Tool] = {}
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self.policy_overrides: dict[str, str] = dict(policy or {})
         self.stats: dict[str, ToolStats] = {}
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self._state = state  # anything with get_value/set_value (the Store): statistics persist there
+        self._breaker = (breaker_threshold, breaker_cooldown)
         for t in tools:
             self.register(t)
 
@@ -76,7 +55,9 @@ class ToolRouter:
         validator_cls.check_schema(tool.parameters)
         self._tools[tool.name] = tool
         self._validators[tool.name] = validator_cls(tool.parameters)
-        self.stats.setdefault(tool.name, ToolStats())
+        saved = self._state.get_value(f"tool_stats:{tool.name}") if self._state is not None else None
+        self.stats.setdefault(tool.name, ToolStats.from_state(saved) if saved else ToolStats())
+        self.breakers.setdefault(tool.name, CircuitBreaker(*self._breaker))
 
     def load_entry_points(self) -> list[str]:
         """Register third-party tools from the ``jupyter_agent.tools`` entry-point group.
@@ -123,7 +104,8 @@ class ToolRouter:
                 "description": t.description,
                 "parameters": t.parameters,
                 "policy": self.policy_for(t.name),
-                "stats": self.stats[t.name].to_dict(),
+                "stats": {**self.stats[t.name].to_dict(), "circuit": self.breakers[t.name].state},
+                "fallbacks": list(t.fallbacks),
             }
             for t in (self._tools[n] for n in self.names)
         ]
@@ -168,28 +150,79 @@ class ToolRouter:
                 return ToolResult.error(
                     f"the user denied this call to {tool.name}; do not retry it unchanged"
                 )
-        return await self._run(tool, args, ctx)
+        return await self._run_with_fallbacks(tool, args, ctx)
 
-    async def _run(self, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    def degraded(self) -> list[str]:
+        """Tools to warn the model about: an open circuit, or most recent calls failing."""
+        notes = []
+        for name in self.names:
+            breaker, stats = self.breakers[name], self.stats[name]
+            recent = list(stats.outcomes)[-10:]
+            if breaker.state != "closed":
+                notes.append(f"{name} (failing; disabled for {breaker.retry_in():.0f} s)")
+            elif len(recent) >= 4 and recent.count(False) / len(recent) >= 0.5:
+                notes.append(f"{name} (most recent calls failed)")
+        return notes
+
+    async def _run_with_fallbacks(self, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        result, infrastructure = await self._guarded(tool, args, ctx)
+        if not infrastructure:
+            return result
+        for name in tool.fallbacks:
+            fallback = self._tools.get(name)
+            if (
+                fallback is None
+                or self.policy_for(name) != "allow"
+                or not self._validators[name].is_valid(args)
+            ):
+                continue
+            alternative, failed = await self._guarded(fallback, args, ctx)
+            if not failed:
+                reason = result.text.removeprefix("Error: ")
+                alternative.text = f"[{tool.name} failed ({reason}); used {name} instead]\n{alternative.text}"
+                alternative.data["fallback_from"] = tool.name
+                return alternative
+        return result
+
+    async def _guarded(self, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> tuple[ToolResult, bool]:
+        """Run through the tool's circuit breaker; the flag says the failure was the tool's, not the model's."""
+        breaker = self.breakers[tool.name]
+        if not breaker.allows():
+            message = f"{tool.name} is disabled for {breaker.retry_in():.0f} s after repeated failures"
+            return ToolResult.error(message, code="circuit_open"), True
+        result, infrastructure = await self._run(tool, args, ctx)
+        if infrastructure:
+            breaker.failure()
+        else:
+            breaker.success()
+        if self._state is not None:
+            self._state.set_value(f"tool_stats:{tool.name}", self.stats[tool.name].to_state())
+        return result, infrastructure
+
+    async def _run(self, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> tuple[ToolResult, bool]:
         timeout = tool.timeout
         if tool.timeout_argument and args.get(tool.timeout_argument) is not None:
             timeout = (
                 float(args[tool.timeout_argument]) + 5.0
             )  # the tool enforces its own; this is a backstop
         start = time.perf_counter()
+        infrastructure = False
         try:
             if timeout is None:
                 result = await tool(ctx, args)
             else:
                 result = await asyncio.wait_for(tool(ctx, args), timeout)
         except TimeoutError:
-            result = ToolResult.error(f"{tool.name} timed out after {timeout:g} s")
+            result, infrastructure = ToolResult.error(f"{tool.name} timed out after {timeout:g} s"), True
         except (ApprovalTimeout, asyncio.CancelledError):
             raise
-        except AgentError as err:
+        except AgentError as err:  # the request was wrong (a path, an id): the model can fix it
             result = ToolResult.error(err.message, code=err.code)
         except Exception as err:
             log.exception("Tool %s raised", tool.name)
-            result = ToolResult.error(f"{tool.name} failed: {type(err).__name__}: {err}")
+            result, infrastructure = (
+                ToolResult.error(f"{tool.name} failed: {type(err).__name__}: {err}"),
+                True,
+            )
         self.stats[tool.name].record(result.ok, (time.perf_counter() - start) * 1000)
-        return result
+        return result, infrastructure

@@ -21,6 +21,7 @@ class ServerKernel:
     client: Any
     manager: Any  # the server's MappingKernelManager
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    note: str | None = None  # something the person should hear about at the next run (a restart)
 
     async def interrupt(self) -> None:
         await ensure_async(self.manager.interrupt_kernel(self.kernel_id))
@@ -57,9 +58,11 @@ class ServerKernels:
             if handle is not None:
                 handle.client.stop_channels()
                 self._handles.pop(kernel_id, None)
+            note = None
             if not alive:  # it died (e.g. mid-cell): restart it rather than wait for the server's restarter
                 log.warning("Kernel %s of %s is dead; restarting it", kernel_id, path)
                 await ensure_async(self._kernels.restart_kernel(kernel_id))
+                note = "The notebook's kernel had died and was restarted: variables defined before are gone."
             client = self._kernels.get_kernel(kernel_id).client()
             client.start_channels()
             try:
@@ -67,7 +70,7 @@ class ServerKernels:
             except RuntimeError as err:
                 client.stop_channels()
                 raise ToolError(f"the kernel of {path} did not become ready: {err}") from err
-            handle = self._handles[kernel_id] = ServerKernel(kernel_id, client, self._kernels)
+            handle = self._handles[kernel_id] = ServerKernel(kernel_id, client, self._kernels, note=note)
             return handle
 
     async def _kernel_id(self, path: str, kernel_name: str | None) -> str:

@@ -1,0 +1,104 @@
+"""Per-tool health: rolling latency and error statistics, and a circuit breaker.
+
+A tool that fails repeatedly for reasons outside the model's control (it raised, timed out, its service is
+down) opens its circuit for a cool-down: calls go to its declared fallbacks, or get a clear error at once
+instead of waiting for yet another timeout. The model is told which tools are degraded. Statistics persist
+(``to_state``/``from_state``) so estimates and health survive a restart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+WINDOW = 200  # calls kept for rolling statistics
+
+
+def percentile(ordered: list[float], pct: float) -> float | None:
+    if not ordered:
+        return None
+    k = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return round(ordered[k], 2)
+
+
+@dataclass
+class ToolStats:
+    """Counts since start, plus the latencies and outcomes of the last ``WINDOW`` calls."""
+
+    calls: int = 0
+    errors: int = 0
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=WINDOW))
+
+    def record(self, ok: bool, elapsed_ms: float) -> None:
+        self.calls += 1
+        self.errors += 0 if ok else 1
+        self.latencies_ms.append(elapsed_ms)
+        self.outcomes.append(ok)
+
+    @property
+    def error_rate(self) -> float:
+        return 0.0 if not self.outcomes else round(1 - sum(self.outcomes) / len(self.outcomes), 3)
+
+    def mean_ms(self) -> float | None:
+        return round(sum(self.latencies_ms) / len(self.latencies_ms), 2) if self.latencies_ms else None
+
+    def to_dict(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies_ms)
+        return {
+            "calls": self.calls,
+            "errors": self.errors,
+            "error_rate": self.error_rate,
+            "p50_ms": percentile(ordered, 50),
+            "p95_ms": percentile(ordered, 95),
+        }
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "errors": self.errors,
+            "latencies_ms": list(self.latencies_ms),
+            "outcomes": list(self.outcomes),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ToolStats:
+        stats = cls(int(state.get("calls", 0)), int(state.get("errors", 0)))
+        stats.latencies_ms.extend(float(x) for x in state.get("latencies_ms", []))
+        stats.outcomes.extend(bool(x) for x in state.get("outcomes", []))
+        return stats
+
+
+@dataclass
+class CircuitBreaker:
+    """Opens after ``threshold`` consecutive infrastructure failures; one trial call after ``cooldown`` s."""
+
+    threshold: int = 3
+    cooldown: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    failures: int = 0
+    opened_at: float | None = None
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half_open" if self.clock() - self.opened_at >= self.cooldown else "open"
+
+    def allows(self) -> bool:
+        return self.state != "open"
+
+    def retry_in(self) -> float:
+        return 0.0 if self.opened_at is None else max(0.0, self.cooldown - (self.clock() - self.opened_at))
+
+    def success(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self.state == "half_open" or self.failures >= self.threshold:
+            self.opened_at = self.clock()

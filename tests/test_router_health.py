@@ -1,0 +1,92 @@
+"""The smart router: fallbacks, circuit breaker, persisted statistics, degraded tools told to the model."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from jupyter_agent.engine.health import CircuitBreaker
+from jupyter_agent.engine.router import ToolRouter
+from jupyter_agent.engine.types import ToolCall
+from jupyter_agent.store import Store
+from jupyter_agent.tools.base import ToolContext, object_schema, tool
+
+URL = object_schema(["url"], url={"type": "string"})
+
+
+def make_tools(calls: list[str], primary_fails: bool = True):
+    @tool("fetch_rich", "primary", URL, fallbacks=("fetch_plain",))
+    async def fetch_rich(ctx, url):
+        calls.append("rich")
+        if primary_fails:
+            raise ConnectionError("browser is down")
+        return f"rich {url}"
+
+    @tool("fetch_plain", "fallback", URL)
+    async def fetch_plain(ctx, url):
+        calls.append("plain")
+        return f"plain {url}"
+
+    return [fetch_rich, fetch_plain]
+
+
+def ctx(tmp_path: Path) -> ToolContext:
+    return ToolContext(session_id="s", root_dir=tmp_path)
+
+
+def call(name: str, **args) -> ToolCall:
+    import json
+
+    return ToolCall(id="c1", name=name, arguments=json.dumps(args))
+
+
+def test_failing_tool_falls_back_and_says_so(tmp_path):
+    calls: list[str] = []
+    router = ToolRouter(make_tools(calls))
+    result = asyncio.run(router.call(call("fetch_rich", url="http://x"), ctx(tmp_path)))
+    assert result.ok and result.text.endswith("plain http://x")
+    assert "fetch_rich failed" in result.text and "used fetch_plain instead" in result.text
+    assert result.data["fallback_from"] == "fetch_rich" and calls == ["rich", "plain"]
+
+
+def test_circuit_opens_after_repeated_failures_then_half_opens(tmp_path):
+    now = [1000.0]
+    calls: list[str] = []
+    router = ToolRouter(make_tools(calls), breaker_threshold=2, breaker_cooldown=30)
+    router.breakers["fetch_rich"] = CircuitBreaker(threshold=2, cooldown=30, clock=lambda: now[0])
+    for _ in range(2):
+        asyncio.run(router.call(call("fetch_rich", url="u"), ctx(tmp_path)))
+    assert router.breakers["fetch_rich"].state == "open"
+    calls.clear()
+    result = asyncio.run(router.call(call("fetch_rich", url="u"), ctx(tmp_path)))
+    assert calls == ["plain"] and result.ok  # the broken tool is not even tried while open
+    assert any("fetch_rich" in note for note in router.degraded())
+    described = {t["name"]: t for t in router.describe()}
+    assert described["fetch_rich"]["stats"]["circuit"] == "open"
+    now[0] += 31
+    assert router.breakers["fetch_rich"].state == "half_open"
+    calls.clear()
+    asyncio.run(router.call(call("fetch_rich", url="u"), ctx(tmp_path)))
+    assert calls == ["rich", "plain"]  # one trial call, which failed: open again
+    assert router.breakers["fetch_rich"].state == "open"
+
+
+def test_model_mistakes_do_not_open_the_circuit(tmp_path):
+    calls: list[str] = []
+    router = ToolRouter(make_tools(calls, primary_fails=False), breaker_threshold=1)
+    for _ in range(3):
+        result = asyncio.run(router.call(ToolCall("c", "fetch_rich", '{"url": 5}'), ctx(tmp_path)))
+        assert not result.ok and "invalid arguments" in result.text
+    assert router.breakers["fetch_rich"].state == "closed"
+
+
+def test_statistics_survive_a_restart(tmp_path):
+    db = tmp_path / "agent.db"
+    store = Store(db)
+    router = ToolRouter(make_tools([], primary_fails=False), state=store)
+    for _ in range(3):
+        asyncio.run(router.call(call("fetch_rich", url="u"), ctx(tmp_path)))
+    store.close()
+    again = ToolRouter(make_tools([], primary_fails=False), state=Store(db))
+    stats = {t["name"]: t["stats"] for t in again.describe()}
+    assert stats["fetch_rich"]["calls"] == 3 and stats["fetch_rich"]["p50_ms"] is not None
