@@ -11,6 +11,8 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Int, List, Unicode, validate
 
 from jupyter_agent import __version__
+from jupyter_agent.browser import BrowserConfig
+from jupyter_agent.browser.service import BrowserService
 from jupyter_agent.collaboration.documents import YDocProvider
 from jupyter_agent.collaboration.execution import CellRunner
 from jupyter_agent.collaboration.files import Workspace
@@ -28,6 +30,7 @@ from jupyter_agent.server.websocket import SessionWebSocket
 from jupyter_agent.store import Store
 from jupyter_agent.tools import builtin_tools
 from jupyter_agent.tools.base import POLICIES, ToolContext
+from jupyter_agent.tools.browser import BROWSER_TOOLS
 
 SESSION = r"(?P<session_id>[A-Za-z0-9_-]{1,64})"
 
@@ -96,6 +99,38 @@ class JupyterAgent(ExtensionApp):
         config=True,
         help="litellm model for voice input (speech to text), e.g. 'whisper-1' or 'groq/whisper-large-v3'.",
     )
+    browser_executable = Unicode(
+        "",
+        config=True,
+        help="Chromium to drive. Empty: Debian's /usr/bin/chromium if present, else Playwright's own.",
+    )
+    browser_endpoint = Unicode(
+        "",
+        config=True,
+        help="""Use a remote browser instead of launching one: ws://... (a Playwright server) or http(s)://...
+        (Chrome DevTools Protocol). Empty: launch Chromium on this machine.""",
+    )
+    browser_allow = List(
+        Unicode(),
+        config=True,
+        help="URL patterns the browser may open (glob or re:regex); empty: any http(s) URL.",
+    )
+    browser_deny = List(
+        Unicode(), config=True, help="URL patterns the browser must not open; checked before browser_allow."
+    )
+    browser_allow_file_urls = Bool(False, config=True, help="Let the browser open file: URLs.")
+    browser_pool_size = Int(
+        2, config=True, help="Browser contexts kept warm so a new chat never waits for one."
+    )
+    browser_idle_timeout = Float(
+        600.0, config=True, help="Seconds after which an unused chat's browser context closes."
+    )
+    browser_cache_ttl = Float(
+        60.0, config=True, help="Seconds a fetched page's result may be served from the cache."
+    )
+    browser_memory_limit_mb = Int(
+        0, config=True, help="Restart the browser when its memory exceeds this (MB); 0: never."
+    )
     db_path = Unicode(
         "",
         config=True,
@@ -145,9 +180,15 @@ class JupyterAgent(ExtensionApp):
         runner = CellRunner(editor, self.kernels, self.cell_timeout)
         workspace = Workspace(root, self._data_path(self.backup_dir, "backups"), documents)
         store = Store(self._data_path(self.db_path, "agent.db"))
-        router = ToolRouter(builtin_tools(), dict(self.tool_policy), state=store)
+        router = ToolRouter([*builtin_tools(), *BROWSER_TOOLS], dict(self.tool_policy), state=store)
         router.load_entry_points()
-        self.tool_services = {"workspace": workspace, "notebooks": editor, "cells": runner}
+        self.browser = BrowserService(self._browser_config())  # starts on first use, then stays warm
+        self.tool_services = {
+            "workspace": workspace,
+            "notebooks": editor,
+            "cells": runner,
+            "browser": self.browser,
+        }
         self.root = root
 
         def context_factory(turn: Turn, call: ToolCall) -> ToolContext:
@@ -184,6 +225,22 @@ class JupyterAgent(ExtensionApp):
         )
         self.service = service
 
+    def _browser_config(self) -> BrowserConfig:
+        config = BrowserConfig(
+            endpoint=self.browser_endpoint or None,
+            allow=list(self.browser_allow),
+            deny=list(self.browser_deny),
+            allow_file_urls=self.browser_allow_file_urls,
+            server_url=self.serverapp.connection_url,
+            pool_size=self.browser_pool_size,
+            idle_timeout=self.browser_idle_timeout,
+            cache_ttl=self.browser_cache_ttl,
+            memory_limit_mb=self.browser_memory_limit_mb or None,
+        )
+        if self.browser_executable:
+            config.executable_path = self.browser_executable
+        return config
+
     def initialize_handlers(self) -> None:
         base = "/api/agent"
         self.handlers.extend(
@@ -204,6 +261,9 @@ class JupyterAgent(ExtensionApp):
         if service is not None:
             await service.sessions.close()
             service.store.close()
+        browser = getattr(self, "browser", None)
+        if browser is not None:
+            await browser.close()
         kernels = getattr(self, "kernels", None)
         if kernels is not None:
             kernels.close()

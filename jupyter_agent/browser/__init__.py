@@ -1,0 +1,84 @@
+"""A fast, shared Playwright browser for the agent's web tools.
+
+One warm Chromium per server, one isolated context per chat session, a small result cache, a URL policy,
+and page text handed to the model as untrusted content. Playwright is optional: :class:`BrowserConfig` and
+the helpers here import without it; :class:`BrowserService` (in ``service``) needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jupyter_agent.browser.cache import ResponseCache
+from jupyter_agent.browser.policy import BrowserError, UrlPolicy, UrlRefused, wrap_untrusted
+
+if TYPE_CHECKING:
+    from jupyter_agent.browser.service import BrowserCrashed, BrowserService, BrowserUnavailable
+
+__all__ = [
+    "BrowserConfig",
+    "BrowserCrashed",
+    "BrowserError",
+    "BrowserService",
+    "BrowserUnavailable",
+    "ResponseCache",
+    "UrlPolicy",
+    "UrlRefused",
+    "find_chromium",
+    "wrap_untrusted",
+]
+
+DEFAULT_LAUNCH_ARGS = (
+    "--no-sandbox --disable-gpu --disable-background-networking --disable-component-update --disable-sync "
+    "--no-first-run --disable-quic --disable-dev-shm-usage"
+).split()
+
+
+def find_chromium() -> str | None:
+    """The system Chromium, or None to use Playwright's own build."""
+    for name in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if os.access(name, os.X_OK):
+            return name
+    return shutil.which("chromium")
+
+
+@dataclass
+class BrowserConfig:
+    """How the browser runs. Times are in seconds."""
+
+    executable_path: str | None = field(default_factory=find_chromium)  # None: Playwright's own Chromium
+    endpoint: str | None = None  # connect instead of launching: ws://... (Playwright) or http(s)://... (CDP)
+    launch_args: list[str] = field(default_factory=lambda: list(DEFAULT_LAUNCH_ARGS))
+    pool_size: int = 2  # ready contexts kept warm for new sessions
+    max_pages_per_session: int = 5  # tabs a session may have open; the oldest close first
+    idle_timeout: float = 600.0  # a session's context is closed after this long unused
+    memory_limit_mb: int | None = (
+        None  # restart the browser when its processes' RSS exceeds this; None: never
+    )
+    allow: list[str] = field(default_factory=list)  # URL patterns; empty: any http(s) URL
+    deny: list[str] = field(default_factory=list)  # URL patterns, checked before allow
+    allow_file_urls: bool = False
+    server_url: str | None = None  # the Jupyter server's base URL; its /api/ is refused unless allowed
+    cache_ttl: float = 60.0
+    cache_max_bytes: int = 32 * 2**20
+    downloads: bool = False
+    nav_timeout: float = 20.0
+    action_timeout: float = 10.0  # click, type, snapshot
+    load_grace: float = 3.0  # once the DOM is ready, wait at most this long for the load event
+    max_text_chars: int = 20_000  # page text handed to the model per call
+    excerpt_chars: int = 1_500  # text excerpt returned by navigate
+    viewport: tuple[int, int] = (1280, 800)
+
+    def url_policy(self) -> UrlPolicy:
+        return UrlPolicy(tuple(self.allow), tuple(self.deny), self.allow_file_urls, self.server_url)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("BrowserCrashed", "BrowserService", "BrowserUnavailable"):
+        from jupyter_agent.browser import service
+
+        return getattr(service, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,64 @@
+"""The browser tools through the agent server: a page the tests serve, read by the model's tool calls."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from jupyter_agent.testing.scripted_llm import Reply, ToolCallSpec
+
+PAGE = b"""<!doctype html><html lang="en"><head><title>Sales dashboard</title></head>
+<body><h1>Revenue</h1><p>Revenue grew 12% in March.</p></body></html>"""
+
+
+@pytest.fixture
+def site():
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(PAGE)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_agent_browses_a_page_and_sees_a_screenshot(agent, agent_app, llm, site):
+    llm.script(
+        Reply(tool_calls=[ToolCallSpec("browser_navigate", {"url": f"{site}/dashboard"})]),
+        Reply(tool_calls=[ToolCallSpec("browser_screenshot", {})]),
+        Reply(tool_calls=[ToolCallSpec("web_fetch", {"url": f"{site}/dashboard", "format": "text"})]),
+        Reply(text="Revenue grew 12% in March."),
+    )
+    sid = await agent.new_session()
+    ws = await agent.connect(sid)
+    frames = await ws.turn("what does the dashboard say?", timeout=90)
+    assert frames[-1]["type"] == "done", frames[-1]
+    navigate, screenshot, fetched = [f for f in frames if f["type"] == "tool_result"]
+    assert navigate["ok"] and navigate["data"]["title"] == "Sales dashboard"
+    assert "untrusted" in navigate["content"] and "Revenue grew 12%" in navigate["content"]
+    assert screenshot["ok"] and screenshot["images"][0]["mime"] == "image/png"
+    assert fetched["ok"] and "Revenue grew 12% in March." in fetched["content"]
+    _, tools = await agent.request("GET", "tools")
+    names = {t["name"]: t for t in tools["tools"]}
+    assert names["browser_navigate"]["fallbacks"] == ["web_fetch"]
+
+
+async def test_browser_refuses_the_servers_own_api(agent, llm, jp_http_port, jp_base_url):
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}api/agent/sessions"
+    llm.script(Reply(tool_calls=[ToolCallSpec("browser_navigate", {"url": url})]), Reply(text="refused"))
+    sid = await agent.new_session()
+    ws = await agent.connect(sid)
+    frames = await ws.turn("read the sessions", timeout=60)
+    result = next(f for f in frames if f["type"] == "tool_result")
+    assert not result["ok"] and "api" in result["content"].lower()
