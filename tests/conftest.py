@@ -14,6 +14,15 @@ from tests.clients import AgentClient, open_agent
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def litellm_loaded():
+    """Import litellm once, before any test: its import changes warning filters, which must not race
+    pytest's per-test resets (a filter turned into an error mid-import would fail the import)."""
+    from jupyter_agent.engine.llm import preload_litellm
+
+    return preload_litellm().result(timeout=120)
+
+
 @pytest.fixture(scope="session")
 def scripted_llm_server():
     with ScriptedLLM() as server:

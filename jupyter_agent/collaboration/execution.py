@@ -32,6 +32,8 @@ class KernelHandle(Protocol):
     kernel_id: str
     client: Any  # jupyter_client AsyncKernelClient with channels started
     lock: asyncio.Lock  # one execution at a time per client
+    note: str | None  # something to tell the person at the next run (e.g. the kernel was restarted)
+    died: bool
 
     async def interrupt(self) -> None: ...
     async def is_alive(self) -> bool: ...
@@ -196,7 +198,7 @@ class CellRunner:
         limit = timeout or self.default_timeout
         writer = CellOutputWriter(ycell, nb)
         code = str(ycell["source"])
-        notes = [kernel.note] if getattr(kernel, "note", None) else []
+        notes = [kernel.note] if kernel.note else []
         if notes:
             kernel.note = None
         async with kernel.lock:
@@ -229,6 +231,7 @@ class CellRunner:
                 status = {"error": "error", "aborted": "aborted"}.get(content.get("status"), "ok")
             elif watchdog in done:
                 status = "kernel_died"
+                kernel.died = True  # the next run reconnects to the restarted kernel and says so
             else:
                 status = "timeout"
                 await self._stop(kernel, writer, execution)

@@ -9,14 +9,43 @@ from __future__ import annotations
 import json
 from typing import Any
 
-TRANSCRIPT_EVENTS = ("message", "tool_result")
+TRANSCRIPT_EVENTS = ("message", "tool_result", "done", "error")
+
+
+class Transcript:
+    """The model's transcript folded from events, with each user message placed where its turn started.
+
+    A prompt sent while another turn runs is logged at once (everyone sees it) but must not reach the model
+    before its own turn: the running turn would answer it too, and a prompt logged between a tool call and
+    its result would split them. Such a message waits until :meth:`start_turn`; when a log is read back
+    (after a restart), the first event of the turn starts it.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self._waiting: dict[str, dict[str, Any]] = {}
+
+    def start_turn(self, turn_id: str) -> None:
+        message = self._waiting.pop(turn_id, None)
+        if message is not None:
+            self.messages.append(message)
+
+    def apply(self, event: dict[str, Any]) -> None:
+        if event.get("task"):  # a planner task's own conversation, not the session's
+            return
+        kind, turn = event.get("type"), event.get("turn")
+        if kind == "message" and event.get("role") == "user" and turn:
+            self._waiting[turn] = {"role": "user", "content": event.get("model_content", event["content"])}
+            return
+        if turn in self._waiting:
+            self.start_turn(turn)
+        if kind in ("message", "tool_result"):
+            apply_event(self.messages, event)
 
 
 def apply_event(history: list[dict[str, Any]], event: dict[str, Any]) -> None:
-    """Add what one logged event means for the model's transcript (other events change nothing)."""
+    """Add what one logged message or tool result means for the model's transcript."""
     kind = event.get("type")
-    if event.get("task"):  # a planner task's own conversation, not the session's
-        return
     if kind == "message":
         message: dict[str, Any] = {
             "role": event["role"],

@@ -106,7 +106,10 @@ def preload_litellm(warm: bool = True) -> concurrent.futures.Future[Any]:
     """Start importing (and warming) litellm in a worker thread; safe to call many times."""
     global _import_future
     with _import_lock:
-        if _import_future is None:
+        failed = (
+            _import_future is not None and _import_future.done() and _import_future.exception() is not None
+        )
+        if _import_future is None or failed:  # a failed import is tried again, not kept for good
             pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="litellm-import")
             _import_future = pool.submit(_load_litellm, warm)
             pool.shutdown(wait=False)
@@ -332,7 +335,7 @@ def _describe(model: str, err: Exception, status: int | None) -> str:
     if status:
         text += f" (HTTP {status})"
     text += f": {message[:500]}"
-    return f"{text}. {hint[0].upper()}{hint[1:]}." if hint else text
+    return f"{text.rstrip('. ')}. {hint[0].upper()}{hint[1:]}." if hint else text
 
 
 def _cost(litellm: Any, model: str, usage: Usage) -> float | None:

@@ -208,10 +208,9 @@ class ToolRouter:
         start = time.perf_counter()
         infrastructure = False
         try:
-            if timeout is None:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races completion.
+            async with asyncio.timeout(timeout):
                 result = await tool(ctx, args)
-            else:
-                result = await asyncio.wait_for(tool(ctx, args), timeout)
         except TimeoutError:
             result, infrastructure = ToolResult.error(f"{tool.name} timed out after {timeout:g} s"), True
         except (ApprovalTimeout, asyncio.CancelledError):

@@ -14,6 +14,8 @@ from jupyter_agent.errors import ToolError
 
 log = logging.getLogger(__name__)
 
+RESTARTED = "The notebook's kernel had died and was restarted: variables defined before are gone."
+
 
 @dataclass
 class ServerKernel:
@@ -22,6 +24,7 @@ class ServerKernel:
     manager: Any  # the server's MappingKernelManager
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     note: str | None = None  # something the person should hear about at the next run (a restart)
+    died: bool = False  # set by the runner when the kernel died under it
 
     async def interrupt(self) -> None:
         await ensure_async(self.manager.interrupt_kernel(self.kernel_id))
@@ -53,16 +56,18 @@ class ServerKernels:
             kernel_id = await self._kernel_id(path, kernel_name)
             handle = self._handles.get(kernel_id)
             alive = await _alive(self._kernels, kernel_id)
-            if handle is not None and alive and handle.client.channels_running:
+            if handle is not None and alive and handle.client.channels_running and not handle.died:
                 return handle
+            note = None
             if handle is not None:
                 handle.client.stop_channels()
                 self._handles.pop(kernel_id, None)
-            note = None
+                if handle.died:  # the server's restarter may already have brought it back
+                    note = RESTARTED
             if not alive:  # it died (e.g. mid-cell): restart it rather than wait for the server's restarter
                 log.warning("Kernel %s of %s is dead; restarting it", kernel_id, path)
                 await ensure_async(self._kernels.restart_kernel(kernel_id))
-                note = "The notebook's kernel had died and was restarted: variables defined before are gone."
+                note = RESTARTED
             client = self._kernels.get_kernel(kernel_id).client()
             client.start_channels()
             try:
