@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from jupyter_agent.engine.history import TRANSCRIPT_EVENTS, apply_event, for_model
+from jupyter_agent.engine.history import TRANSCRIPT_EVENTS, Transcript, for_model
 from jupyter_agent.engine.types import TERMINAL_EVENTS
 from jupyter_agent.errors import AgentError, ApprovalTimeout, BadRequest, NotFound
 from jupyter_agent.store import Store
@@ -43,6 +43,9 @@ class Turn:
     context: dict[str, Any]
     user: dict[str, Any] | None
     model: str | None = None
+    plan: bool = False  # plan the goal into a task DAG first (the session manager's planner runs it)
+    auto: bool = False  # run the plan without waiting for a person's plan_approve
+    resume: bool = False  # go on with the session's stored plan instead of making a new one
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
         return self.session.emit(type, turn=self.id, **fields)
@@ -71,7 +74,7 @@ class Session:
         self.last_seq: int = meta["last_seq"]
         self._manager = manager
         self._subscribers: list[Subscriber] = []
-        self._history: list[dict[str, Any]] | None = None
+        self._history: Transcript | None = None
         self._queue: deque[Turn] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._current: asyncio.Task[TurnResult] | None = None
@@ -101,8 +104,8 @@ class Session:
         event = {"type": type, "session": self.id, "seq": self.last_seq, "ts": time.time(), **fields}
         self.updated = event["ts"]
         self._manager.store.append_event(event)
-        if self._history is not None and type in TRANSCRIPT_EVENTS and "task" not in fields:
-            apply_event(self._history, event)
+        if self._history is not None and type in TRANSCRIPT_EVENTS:
+            self._history.apply(event)
         for subscriber in list(self._subscribers):
             try:
                 subscriber(event)
@@ -130,10 +133,12 @@ class Session:
     def transcript(self, vision: bool = False) -> list[dict[str, Any]]:
         """The conversation as the model reads it (with images when the model can see)."""
         if self._history is None:
-            self._history = []
+            self._history = Transcript()
             for event in self._manager.store.iter_events(self.id, TRANSCRIPT_EVENTS):
-                apply_event(self._history, event)
-        return for_model(self._history, vision)
+                self._history.apply(event)
+            if self._current_turn is not None:
+                self._history.start_turn(self._current_turn.id)
+        return for_model(self._history.messages, vision)
 
     # -- prompts ------------------------------------------------------------------------------------
     def submit(
@@ -142,6 +147,10 @@ class Session:
         context: dict[str, Any] | None = None,
         user: dict[str, Any] | None = None,
         model: str | None = None,
+        *,
+        plan: bool = False,
+        auto: bool = False,
+        resume: bool = False,
     ) -> Turn:
         """Log the user's message at once (everyone sees it) and queue the turn that answers it."""
         if not isinstance(text, str) or not text.strip():
@@ -149,7 +158,9 @@ class Session:
         context = context or {}
         if not isinstance(context, dict):
             raise BadRequest('context must be an object such as {"notebook": "path.ipynb"}')
-        turn = Turn(uuid.uuid4().hex[:12], self, text, context, user, model)
+        if (plan or resume) and self._manager.planner is None:
+            raise BadRequest("planning is not available here")
+        turn = Turn(uuid.uuid4().hex[:12], self, text, context, user, model, plan or resume, auto, resume)
         if not self.title:
             self.rename(text.strip().splitlines()[0][:60])
         self.emit(
@@ -160,6 +171,7 @@ class Session:
             context=context,
             user=user,
             model_content=self._manager.describe_prompt(text, context),
+            **({"plan": True} if turn.plan else {}),
         )
         self._queue.append(turn)
         if self._worker is None or self._worker.done():
@@ -170,9 +182,10 @@ class Session:
         while self._queue:
             turn = self._queue.popleft()
             self._current_turn = turn
-            self._current = asyncio.create_task(
-                self._manager.runner.run_turn(turn), name=f"agent-turn-{turn.id}"
-            )
+            if self._history is not None:
+                self._history.start_turn(turn.id)
+            runner = self._manager.planner if turn.plan else self._manager.runner
+            self._current = asyncio.create_task(runner.run_turn(turn), name=f"agent-turn-{turn.id}")
             try:
                 result = await asyncio.shield(self._current)
             except asyncio.CancelledError:
@@ -216,7 +229,8 @@ class Session:
         turn.emit("approval_request", call_id=call_id, name=name, arguments=arguments, reason=reason)
         timeout = self._manager.approval_timeout
         try:
-            decision = await asyncio.wait_for(asyncio.shield(future), timeout)
+            async with asyncio.timeout(timeout):
+                decision = await future
         except TimeoutError:
             turn.emit("approval_result", call_id=call_id, decision="timeout")
             raise ApprovalTimeout(
@@ -240,6 +254,25 @@ class Session:
         self.emit(
             "approval_result", turn=turn.id if turn else None, call_id=call_id, decision=decision, user=user
         )
+
+    # -- plans (delegated to the session manager's planner) -------------------------------------------
+    def plan(self) -> dict[str, Any] | None:
+        """The session's current plan (the last one made), or None."""
+        return None if self._manager.planner is None else self._manager.planner.current(self)
+
+    def plan_approve(self, user: dict[str, Any] | None = None) -> None:
+        self._planner().approve(self, user)
+
+    def plan_edit(self, plan: Any, user: dict[str, Any] | None = None) -> None:
+        self._planner().edit(self, plan, user)
+
+    def task_control(self, action: Any, task_id: Any = None, user: dict[str, Any] | None = None) -> None:
+        self._planner().control(self, action, task_id, user)
+
+    def _planner(self) -> Any:
+        if self._manager.planner is None:
+            raise BadRequest("planning is not available here")
+        return self._manager.planner
 
     def rename(self, title: str) -> None:
         self.title = title
@@ -266,6 +299,7 @@ class SessionManager:
         self.runner = runner
         self.approval_timeout = approval_timeout
         self.describe_prompt = describe_prompt or (lambda text, _context: text)
+        self.planner: Any = None  # runs plan prompts (engine.scheduler.Scheduler); None: no planning
         self._sessions: dict[str, Session] = {}
 
     def create(self, title: str = "", owner: str | None = None) -> Session:
@@ -284,6 +318,8 @@ class SessionManager:
             raise NotFound(f"no session {session_id!r}")
         session = self._sessions[session_id] = Session(meta, self)
         self._close_interrupted_turn(session)
+        if self.planner is not None:
+            self.planner.restore(session)  # a plan cut off by a restart shows as interrupted
         return session
 
     def _close_interrupted_turn(self, session: Session) -> None:
