@@ -46,8 +46,10 @@ async def test_should_export_every_tool_with_allow_policy() -> None:
         "browser_extract",
         "browser_screenshot",
         "browser_analyze",
+        "web_fetch",
     ]
     assert all(t.policy == "allow" for t in BROWSER_TOOLS)
+    assert browser_navigate.fallbacks == ("web_fetch",)
 
 
 async def test_should_return_title_status_and_wrapped_excerpt_when_navigating(ctx, pages) -> None:
