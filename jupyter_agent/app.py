@@ -20,9 +20,10 @@ from jupyter_agent.collaboration.notebooks import NotebookEditor
 from jupyter_agent.engine.llm import LLMClient
 from jupyter_agent.engine.loop import AgentLoop, Budget
 from jupyter_agent.engine.router import ToolRouter
+from jupyter_agent.engine.scheduler import Scheduler
 from jupyter_agent.engine.session import SessionManager, Turn
 from jupyter_agent.engine.types import ToolCall
-from jupyter_agent.server import handlers
+from jupyter_agent.server import browser_handlers, handlers
 from jupyter_agent.server.kernels import ServerKernels
 from jupyter_agent.server.service import AgentService
 from jupyter_agent.server.shutdown import install_shutdown_workaround
@@ -142,6 +143,12 @@ class JupyterAgent(ExtensionApp):
     max_message_bytes = Int(
         1_048_576, config=True, help="Largest WebSocket message accepted from a client, in bytes."
     )
+    max_parallel_tasks = Int(
+        3,
+        config=True,
+        help="""Most tasks of one plan that run at the same time (each is an agent turn of its own). Tasks
+        that edit the same notebook never run at the same time whatever this is.""",
+    )
 
     @validate("tool_policy")
     def _check_policy(self, proposal: dict[str, Any]) -> dict[str, str]:
@@ -151,7 +158,7 @@ class JupyterAgent(ExtensionApp):
             raise ValueError(f"tool_policy values must be one of {POLICIES}; got {bad}")
         return value
 
-    @validate("max_steps", "max_message_bytes")
+    @validate("max_steps", "max_message_bytes", "max_parallel_tasks")
     def _check_positive(self, proposal: dict[str, Any]) -> int:
         if proposal["value"] < 1:
             raise ValueError(f"{proposal['trait'].name} must be at least 1")
@@ -219,6 +226,9 @@ class JupyterAgent(ExtensionApp):
             audit=audit,
         )
         sessions = SessionManager(store, loop, self.approval_timeout, describe_prompt)
+        sessions.planner = Scheduler(
+            loop, store, max_parallel_tasks=self.max_parallel_tasks, approval_timeout=self.approval_timeout
+        )
         models = [m for m in dict.fromkeys([self.model, *self.fallback_models, *self.models]) if m]
         service = AgentService(
             store, sessions, router, self.llm, workspace, __version__, self.max_message_bytes, models
@@ -251,8 +261,11 @@ class JupyterAgent(ExtensionApp):
                 (f"{base}/sessions", handlers.SessionsHandler),
                 (f"{base}/sessions/{SESSION}", handlers.SessionHandler),
                 (f"{base}/sessions/{SESSION}/events", handlers.EventsHandler),
+                (f"{base}/sessions/{SESSION}/plan", handlers.PlanHandler),
                 (f"{base}/sessions/{SESSION}/files/restore", handlers.RestoreHandler),
                 (f"{base}/sessions/{SESSION}/ws", SessionWebSocket),
+                (f"{base}/sessions/{SESSION}/browser", browser_handlers.BrowserStateHandler),
+                (f"{base}/sessions/{SESSION}/browser/ws", browser_handlers.BrowserWebSocket),
             ]
         )
 

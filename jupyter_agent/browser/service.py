@@ -22,6 +22,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from jupyter_agent.browser import BrowserConfig, analyze
 from jupyter_agent.browser.cache import ResponseCache, forbids_storing
+from jupyter_agent.browser.live import LiveBrowser
 from jupyter_agent.browser.policy import BrowserError, UrlRefused
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class BrowserService:
         self._refill: asyncio.Task[None] | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._closed = False
+        self.live = LiveBrowser(self)  # live views of the sessions' tabs, and people taking control
 
     # ---- lifecycle --------------------------------------------------------------------------------------
 
@@ -92,6 +94,7 @@ class BrowserService:
     async def close(self) -> None:
         """Close every session, the browser and Playwright's driver (bounded to a few seconds)."""
         self._closed = True
+        await self.live.close()
         for task in [*self._tasks]:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -241,6 +244,7 @@ class BrowserService:
                 self._watch(session, page)
                 context.on("page", lambda new_page: self._on_new_page(session, new_page))
                 self._sessions[session_id] = session
+                self.live.page_changed(session_id)
             return session
 
     def _watch(self, session: BrowserSession, page: Page) -> None:
@@ -258,6 +262,14 @@ class BrowserService:
         excess = max(len(pages) - self.config.max_pages_per_session, 0)
         for old in [p for p in pages if p is not page][:excess]:  # oldest first
             self._spawn(old.close())
+        self.live.page_changed(session.id)
+
+    def current_page(self, session_id: str) -> Page | None:
+        """The session's current tab, or None when it has none (this never starts the browser)."""
+        session = self._sessions.get(session_id)
+        if session is None or session.generation != self._generation or session.crashed:
+            return None
+        return None if session.page.is_closed() else session.page
 
     def session_context(self, session_id: str) -> BrowserContext | None:
         session = self._sessions.get(session_id)
@@ -270,11 +282,16 @@ class BrowserService:
         if session is not None:
             with contextlib.suppress(PlaywrightError):
                 await session.context.close()
+            self.live.page_changed(session_id)
 
     async def reap_idle(self) -> list[str]:
         """Close sessions unused for ``idle_timeout`` seconds; returns their ids."""
         now, limit = self._clock(), self.config.idle_timeout
-        idle = [s.id for s in self._sessions.values() if now - s.last_used > limit and not s.lock.locked()]
+        idle = [
+            s.id
+            for s in self._sessions.values()
+            if now - s.last_used > limit and not s.lock.locked() and not self.live.watched(s.id)
+        ]
         for session_id in idle:
             await self.close_session(session_id)
         return idle
@@ -329,9 +346,11 @@ class BrowserService:
     # ---- using a session --------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def use(self, session_id: str) -> AsyncIterator[BrowserSession]:
-        """Hold a session for one operation: waits for its earlier work; turns Playwright errors, crashes
-        included, into :class:`BrowserError`s the model can read."""
+    async def use(self, session_id: str, *, for_agent: bool = True) -> AsyncIterator[BrowserSession]:
+        """Hold a session for one operation: waits for its earlier work (and, for the agent, for a person
+        to hand back control); turns Playwright errors, crashes included, into :class:`BrowserError`s."""
+        if for_agent:
+            await self.live.agent_may_act(session_id)
         session = await self._session(session_id)
         if session.pending is not None and session.pending is not asyncio.current_task():
             await asyncio.gather(session.pending, return_exceptions=True)
@@ -357,6 +376,7 @@ class BrowserService:
         old, session.page = session.page, await session.context.new_page()
         self._watch(session, session.page)
         session.crashed, session.dirty, session.loaded_url = False, False, None
+        self.live.page_changed(session.id)
         with contextlib.suppress(PlaywrightError):
             await old.close()
 
@@ -390,6 +410,7 @@ class BrowserService:
         """Open ``url``: ``{url, title, status, excerpt, cached, ...}``. A cached result returns at once; if the
         tab is elsewhere it is brought to ``url`` in the background, and the next operation waits for that."""
         url = self.policy.check(url)
+        await self.live.agent_may_act(session_id)
         session = await self._session(session_id)
         cached = self.cache.get(("navigate", session_id, url))
         if cached is not None:

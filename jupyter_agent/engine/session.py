@@ -353,5 +353,7 @@ class SessionManager:
         self.store.delete_session(session_id)
 
     async def close(self) -> None:
+        if self.planner is not None:
+            self.planner.closing = True  # plans cut off now can be resumed after the restart
         await asyncio.gather(*(s.close() for s in list(self._sessions.values())), return_exceptions=True)
         self.store.flush()

@@ -10,7 +10,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from jupyter_agent.errors import AgentError, BadRequest
+from jupyter_agent.errors import AgentError, BadRequest, NotFound
 
 AUTH_RESOURCE = "agent"
 
@@ -119,6 +119,16 @@ class EventsHandler(AgentHandler):
         limit = _int_arg(self, "limit", 10_000)
         session = self.agent.sessions.get(session_id)
         self.reply({"events": session.events(after, limit), "last_seq": session.last_seq})
+
+
+class PlanHandler(AgentHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        plan = self.agent.sessions.get(session_id).plan()
+        if plan is None:
+            raise NotFound(f"session {session_id!r} has no plan")
+        self.reply(plan)
 
 
 class ToolsHandler(AgentHandler):

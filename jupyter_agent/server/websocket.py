@@ -1,5 +1,5 @@
 """The session WebSocket: replay the log after ``after``, then stream live events; accept prompts,
-cancels and approvals. Bad frames get an error frame; the connection and the server live on."""
+cancels, approvals and plan controls. Bad frames get an error frame; the connection and the server live on."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ class SessionWebSocket(WebSocketMixin, WebSocketHandler, ExtensionHandlerMixin, 
         if kind == "ping":
             self._send({"type": "pong", "id": frame.get("id")})
             return
-        if kind not in ("prompt", "cancel", "approve"):
+        if kind not in ("prompt", "cancel", "approve", "plan_approve", "plan_edit", "task_control"):
             raise BadRequest(f"unknown message type {kind!r}", code="bad_message")
         if not await self._authorized("write"):
             raise AgentError("you may watch this session but not act in it", code="forbidden")
@@ -114,9 +114,24 @@ class SessionWebSocket(WebSocketMixin, WebSocketHandler, ExtensionHandlerMixin, 
             model = frame.get("model")
             if model is not None and not isinstance(model, str):
                 raise BadRequest("model must be a string", code="bad_message")
-            self.session.submit(frame.get("text"), frame.get("context"), user, model or None)
+            plan, auto = frame.get("plan", False), frame.get("auto", False)
+            if not isinstance(plan, bool) or not isinstance(auto, bool):
+                raise BadRequest("plan and auto must be true or false", code="bad_message")
+            self.session.submit(
+                frame.get("text"), frame.get("context"), user, model or None, plan=plan, auto=auto
+            )
         elif kind == "cancel":
             self.session.cancel()
+        elif kind == "plan_approve":
+            self.session.plan_approve(user)
+            self.agent.audit(self.session.id, user, "plan_approve", {})
+        elif kind == "plan_edit":
+            self.session.plan_edit(frame.get("plan"), user)
+            self.agent.audit(self.session.id, user, "plan_edit", {"plan": frame.get("plan")})
+        elif kind == "task_control":
+            action, task_id = frame.get("action"), frame.get("task_id")
+            self.session.task_control(action, task_id, user)
+            self.agent.audit(self.session.id, user, "task_control", {"action": action, "task_id": task_id})
         else:
             call_id, decision = frame.get("call_id"), frame.get("decision")
             if not isinstance(call_id, str):

@@ -1,0 +1,476 @@
+"""The planner's model side: a plan as data, its JSON schema and checks, the DAG arithmetic (critical path,
+expected finish) and the planning call to the model (structured output, one repair round).
+
+Running a plan is :mod:`jupyter_agent.engine.scheduler`'s job; this module never starts a task.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from graphlib import CycleError, TopologicalSorter
+from typing import Any
+
+import jsonschema
+
+from jupyter_agent.engine.llm import LLMClient
+from jupyter_agent.engine.types import Completion
+from jupyter_agent.errors import AgentError, BadRequest
+
+# Plan status: draft awaiting_approval running paused done failed cancelled interrupted.
+# Task state: pending ready running done failed skipped cancelled.
+SATISFIED = frozenset({"done", "skipped"})  # task states whose dependents may run
+FINISHED = frozenset({"done", "failed", "skipped", "cancelled"})
+MAX_TASKS = 50
+DEFAULT_ESTIMATE_S = 30.0  # a task with no estimate from the model and no measured history
+TASK_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+NOTEBOOK_PATH = re.compile(r"[\w./-]+\.ipynb")
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_TASK_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string", "description": "short unique id such as t1"},
+    "title": {"type": "string"},
+    "description": {"type": "string", "description": "what to do, precisely enough to do it alone"},
+    "depends_on": {**_STRINGS, "description": "ids of the tasks whose results it needs"},
+    "tools": {**_STRINGS, "description": "tools the task will likely use"},
+    "notebooks": {**_STRINGS, "description": "notebook paths it edits"},
+    "estimate_s": {"type": ["number", "null"], "description": "expected duration in seconds"},
+    "acceptance": {"type": "string", "description": "how to tell the task is done"},
+}
+_TASK = {"type": "object", "properties": _TASK_PROPERTIES}
+#: The structured-output schema the model answers with (OpenAI strict mode: every property required).
+PLAN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["tasks"],
+    "properties": {
+        "tasks": {
+            "type": "array",
+            "items": {**_TASK, "additionalProperties": False, "required": list(_TASK_PROPERTIES)},
+        }
+    },
+}
+#: What a person may send in ``plan_edit``: the same tasks, with only ``id`` and ``title`` required.
+EDIT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["tasks"],
+    "properties": {
+        "goal": {"type": "string"},
+        "tasks": {"type": "array", "items": {**_TASK, "required": ["id", "title"]}},
+    },
+}
+RESPONSE_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "plan", "schema": PLAN_SCHEMA, "strict": True},
+}
+
+TASK_INTRO = """You are carrying out one task of a larger plan; other tasks run at the same time in other \
+turns. Do only this task. When it is done, answer with a short summary of the result: the tasks that depend \
+on it read that summary. If you cannot complete it, answer with "FAILED:" followed by the reason."""
+
+PLANNER_PROMPT = """You are the planner of Jupyter Agent. Split the user's goal into a small DAG of tasks \
+that separate agent turns will carry out, each seeing only the goal, its own task and the results of the \
+tasks it depends on. Make tasks independent where you can, so they run in parallel; add a dependency only \
+when a task needs another's result. Each task names the tools it will likely use, the notebook paths it \
+edits (tasks on the same notebook never run at the same time), an estimate in seconds and acceptance \
+criteria. Answer with the JSON plan only."""
+
+
+@dataclass
+class Task:
+    """One node of a plan's DAG, with its run state."""
+
+    id: str
+    title: str
+    description: str = ""
+    depends_on: list[str] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)
+    notebooks: list[str] = field(default_factory=list)
+    estimate_s: float = DEFAULT_ESTIMATE_S  # blended with measured history (EstimateBook)
+    model_estimate_s: float | None = None  # what the model (or person) said
+    acceptance: str = ""
+    state: str = "pending"
+    started: float | None = None
+    finished: float | None = None
+    actual_s: float | None = None
+    summary: str = ""
+    error: str = ""
+    attempt: int = 0
+    replaced: bool = False  # failed, and re-planned away: kept only to show what happened
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)  # shallow: dataclasses.asdict deep-copies, and this runs on every change
+        for key in ("depends_on", "tools", "notebooks"):
+            data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Task:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def update(self) -> dict[str, Any]:
+        """The fields of a ``task_update`` event."""
+        keys = ("state", "started", "finished", "estimate_s", "actual_s", "summary", "attempt", "error")
+        return {"id": self.id, **{k: getattr(self, k) for k in keys}}
+
+    def notebook_paths(self) -> list[str]:
+        """Notebooks the task declares or names: the scheduler serialises tasks on each of them."""
+        named = NOTEBOOK_PATH.findall(f"{self.title}\n{self.description}")
+        return sorted({p.removeprefix("./") for p in [*self.notebooks, *named]})
+
+
+@dataclass
+class Plan:
+    """A goal and its task DAG, as persisted and as sent in ``plan`` events."""
+
+    goal: str
+    tasks: list[Task] = field(default_factory=list)
+    status: str = "draft"
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    context: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    created: float = field(default_factory=time.time)
+    error: str = ""
+    revision: int = 0  # bumped on every re-plan and edit
+    replans: int = 0
+
+    def task(self, task_id: Any) -> Task:
+        for task in self.tasks:
+            if task.id == task_id and not task.replaced:
+                return task
+        raise KeyError(task_id)
+
+    @property
+    def live(self) -> list[Task]:
+        return [t for t in self.tasks if not t.replaced]
+
+    def snapshot(self, max_parallel: int, now: float | None = None) -> dict[str, Any]:
+        """The whole plan with its critical path and expected finish, for events and the REST API."""
+        now = time.time() if now is None else now
+        path, length = critical_path(self.live, now)
+        keys = ("id", "goal", "status", "context", "model", "created", "error", "revision", "replans")
+        return {
+            **{k: getattr(self, k) for k in keys},
+            "tasks": [t.to_dict() for t in self.tasks],
+            "critical_path": path,
+            "critical_path_s": round(length, 3),
+            "expected_finish": expected_finish(self.live, max_parallel, now),
+            "updated": now,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        known = {f.name for f in fields(cls)} - {"tasks"}
+        plan = cls(**{k: v for k, v in data.items() if k in known})
+        plan.tasks = [Task.from_dict(t) for t in data.get("tasks", [])]
+        return plan
+
+
+# -- checks -------------------------------------------------------------------------------------------------
+
+
+def check_plan(data: Any, schema: dict[str, Any] = PLAN_SCHEMA, kept: Iterable[str] = ()) -> list[str]:
+    """Every reason ``data`` is not a usable plan (empty when it is). ``kept``: ids of tasks that stay
+    (finished ones during a re-plan): new tasks may depend on them but not reuse their ids."""
+    errors = [
+        f"{'/'.join(map(str, e.path)) or '(plan)'}: {e.message}"
+        for e in sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    ][:10]
+    if errors:
+        return errors
+    tasks, kept = data["tasks"], set(kept)
+    if not tasks:
+        return ["the plan has no tasks"]
+    if len(tasks) > MAX_TASKS:
+        return [f"the plan has {len(tasks)} tasks; at most {MAX_TASKS} are allowed"]
+    ids = [t["id"] for t in tasks]
+    for task_id in ids:
+        if not TASK_ID.match(task_id):
+            errors.append(f"task id {task_id!r} must be 1-64 letters, digits, '_', '-' or '.'")
+    errors += [f"task id {i!r} is used more than once" for i in sorted({i for i in ids if ids.count(i) > 1})]
+    errors += [f"task id {i!r} is already used by a finished task" for i in ids if i in kept]
+    known = set(ids) | kept
+    for t in tasks:
+        if not t["title"].strip():
+            errors.append(f"task {t['id']!r} has an empty title")
+        if (t.get("estimate_s") or 0) < 0:
+            errors.append(f"task {t['id']!r} has a negative estimate")
+        for dep in t.get("depends_on", []):
+            if dep not in known:
+                errors.append(f"task {t['id']!r} depends on unknown task {dep!r}")
+    if not errors:
+        try:
+            tuple(TopologicalSorter({t["id"]: t.get("depends_on", []) for t in tasks}).static_order())
+        except CycleError as err:
+            cycle = " -> ".join(err.args[1])
+            errors.append(f"the dependencies form a cycle: {cycle} (each task depends on the one before it)")
+    return errors
+
+
+def topological(tasks: list[Task]) -> list[Task]:
+    """Tasks in an order where every task comes after its (present) dependencies."""
+    by_id = {t.id: t for t in tasks}
+    order = TopologicalSorter({t.id: [d for d in t.depends_on if d in by_id] for t in tasks}).static_order()
+    return [by_id[i] for i in order]
+
+
+# -- estimates ----------------------------------------------------------------------------------------------
+
+
+def duration(task: Task, now: float) -> float:
+    """Measured duration for finished tasks, the estimate (or elapsed time, if longer) for the others."""
+    if task.state in ("skipped", "cancelled"):
+        return 0.0
+    if task.state in ("done", "failed") and task.actual_s is not None:
+        return task.actual_s
+    if task.state == "running" and task.started is not None:
+        return max(task.estimate_s, now - task.started)
+    return task.estimate_s
+
+
+def critical_path(tasks: list[Task], now: float) -> tuple[list[str], float]:
+    """The longest path through the DAG by duration: (task ids in order, its length in seconds)."""
+    longest: dict[str, tuple[float, str | None]] = {}
+    for task in topological(tasks):
+        before = max(((longest[d][0], d) for d in task.depends_on if d in longest), default=(0.0, None))
+        longest[task.id] = (before[0] + duration(task, now), before[1])
+    if not longest:
+        return [], 0.0
+    end = max(longest, key=lambda i: longest[i][0])
+    path, node = [], end
+    while node is not None:
+        path.append(node)
+        node = longest[node][1]
+    return path[::-1], longest[end][0]
+
+
+def expected_finish(tasks: list[Task], max_parallel: int, now: float) -> float | None:
+    """When the plan should end: a simulation of the scheduler with the estimates (None when it cannot)."""
+    if not tasks:
+        return None
+    by_id = {t.id: t for t in tasks}
+    ends = {t.id: t.finished or now for t in tasks if t.state in SATISFIED}
+    running = [(max(now, (t.started or now) + t.estimate_s), t.id) for t in tasks if t.state == "running"]
+    heapq.heapify(running)
+    waiting = {
+        t.id: {d for d in t.depends_on if d in by_id and d not in ends}
+        for t in tasks
+        if t.state in ("pending", "ready")
+    }
+    dependents: dict[str, list[str]] = {}
+    for task_id, deps in waiting.items():
+        for dep in deps:
+            dependents.setdefault(dep, []).append(task_id)
+    ready = deque(i for i, deps in waiting.items() if not deps)
+    clock, finish = now, max(ends.values(), default=now)
+    while ready or running:
+        while ready and len(running) < max(1, max_parallel):
+            task_id = ready.popleft()
+            del waiting[task_id]
+            heapq.heappush(running, (clock + by_id[task_id].estimate_s, task_id))
+        clock, task_id = heapq.heappop(running)
+        finish = max(finish, clock)
+        for other in dependents.get(task_id, ()):
+            waiting[other].discard(task_id)
+            if not waiting[other]:
+                ready.append(other)
+    return None if waiting else round(finish, 3)  # what is left waits on failed or cancelled tasks
+
+
+class EstimateBook:
+    """Measured task durations per suggested tool (a running mean), persisted in the store's key-value table.
+
+    A task's duration is shared equally among its suggested tools; the next plan's estimate for a task is the
+    sum of its tools' means, blended with the model's estimate by how much history there is.
+    """
+
+    KEY = "planner:tool_durations"
+    MAX_WEIGHT = 20  # later measurements keep moving the mean
+
+    def __init__(self, state: Any = None) -> None:
+        self._state = state  # anything with get_value/set_value (the Store)
+        self.means: dict[str, list[float]] = dict(state.get_value(self.KEY, {}) if state else {})
+
+    def estimate(self, tools: list[str], model_estimate: float | None) -> float:
+        known = [self.means[t] for t in tools if t in self.means]
+        if not known:
+            return DEFAULT_ESTIMATE_S if model_estimate is None else float(model_estimate)
+        mean_of_known = sum(m for _, m in known) / len(known)
+        history = sum(m for _, m in known) + mean_of_known * (len(tools) - len(known))
+        if model_estimate is None:
+            return round(history, 3)
+        count = min(n for n, _ in known)
+        weight = count / (count + 2)  # one measurement: a third; ten: most of it
+        return round(weight * history + (1 - weight) * float(model_estimate), 3)
+
+    def record(self, tools: list[str], seconds: float) -> None:
+        for tool in tools:
+            count, mean = self.means.get(tool, (0, 0.0))
+            count = min(count + 1, self.MAX_WEIGHT)
+            self.means[tool] = [count, mean + (seconds / len(tools) - mean) / count]
+        if tools and self._state is not None:
+            self._state.set_value(self.KEY, self.means)
+
+
+def tasks_from(data: dict[str, Any], book: EstimateBook) -> list[Task]:
+    """Tasks from checked plan data, with estimates blended from history."""
+    out = []
+    for item in data["tasks"]:
+        given, tools = item.get("estimate_s"), list(item.get("tools") or [])
+        task = Task(item["id"], item["title"].strip(), item.get("description") or "", tools=tools)
+        task.depends_on = list(dict.fromkeys(item.get("depends_on") or []))
+        task.notebooks, task.acceptance = list(item.get("notebooks") or []), item.get("acceptance") or ""
+        task.estimate_s, task.model_estimate_s = book.estimate(tools, given), given
+        out.append(task)
+    return out
+
+
+def edited_tasks(plan: Plan, data: Any, book: EstimateBook) -> list[Task]:
+    """The task list after a person's ``plan_edit``; raises BadRequest when the edit is not valid.
+
+    Tasks that have started must stay, unchanged; the others may be changed, removed or added.
+    """
+    errors = check_plan(data, EDIT_SCHEMA)
+    if errors:
+        raise BadRequest("the edited plan is not valid: " + "; ".join(errors))
+    started = {t.id: t for t in plan.live if t.state not in ("pending", "ready")}
+    edited = {item["id"]: item for item in data["tasks"]}
+    for task_id, task in started.items():
+        item = edited.get(task_id)
+        if item is None:
+            raise BadRequest(f"task {task_id!r} has already started ({task.state}) and cannot be removed")
+        fields_now = (task.title, task.description, task.depends_on)
+        if (
+            item["title"].strip(),
+            item.get("description", fields_now[1]),
+            item.get("depends_on", fields_now[2]),
+        ) != fields_now:
+            raise BadRequest(
+                f"task {task_id!r} has started ({task.state}); only tasks not started can change"
+            )
+    fresh = iter(tasks_from({"tasks": [i for i in data["tasks"] if i["id"] not in started]}, book))
+    before = {t.id: t for t in plan.live}
+    out = [t for t in plan.tasks if t.replaced]
+    for item in data["tasks"]:
+        if item["id"] in started:
+            out.append(started[item["id"]])
+            continue
+        task, old = next(fresh), before.get(item["id"])
+        if old is not None:
+            task.attempt = old.attempt
+            if "estimate_s" not in item:
+                task.estimate_s, task.model_estimate_s = old.estimate_s, old.model_estimate_s
+        out.append(task)
+    return out
+
+
+def task_prompt(plan: Plan, task: Task, previous_error: str = "") -> str:
+    """What a task's turn reads: the goal, its task, and the results of the tasks it depends on."""
+    by_id = {t.id: t for t in plan.live}
+    lines = [TASK_INTRO, "", f"Goal of the plan: {plan.goal}"]
+    if isinstance(plan.context.get("notebook"), str):
+        lines.append(f"Active notebook: {plan.context['notebook']}")
+    lines += ["", f"Your task (id: {task.id}): {task.title}"]
+    lines += [task.description] if task.description else []
+    lines += [f"Done when: {task.acceptance}"] if task.acceptance else []
+    lines += [f"Suggested tools: {', '.join(task.tools)}"] if task.tools else []
+    deps = [by_id[d] for d in task.depends_on if d in by_id]
+    if deps:
+        lines += ["", "Results of the tasks it depends on:"]
+        lines += [f"- {d.id} ({d.title}) [{d.state}]: {d.summary or '(no result)'}" for d in deps]
+    if previous_error:
+        lines += ["", f"A previous attempt at this task failed: {previous_error}"]
+    return "\n".join(lines)
+
+
+def summary(plan: Plan) -> str:
+    """The plan's outcome as the assistant's answer to the goal in the session's conversation."""
+    live = plan.live
+    done = sum(t.state == "done" for t in live)
+    lines = [f"Plan finished: {done} of {len(live)} tasks done."]
+    for task in live:
+        result = (task.summary or task.error or "").strip().splitlines()
+        lines.append(f"- **{task.title}** ({task.state}){': ' + result[0][:200] if result else ''}")
+    return "\n".join(lines)
+
+
+# -- the planning call ------------------------------------------------------------------------------------
+
+
+class PlanMaker:
+    """Asks the model for a plan (or a revised one) and returns checked tasks; one repair round."""
+
+    def __init__(self, llm: LLMClient, tools: Callable[[], list[dict[str, Any]]], book: EstimateBook) -> None:
+        self.llm = llm
+        self.tools = tools  # the tool schemas the tasks may use (the router's)
+        self.book = book
+
+    def _system(self) -> str:
+        lines = []
+        for schema in self.tools():
+            fn = schema["function"]
+            measured = self.book.means.get(fn["name"])
+            typical = f" (measured: about {measured[1]:.0f} s per task)" if measured else ""
+            lines.append(f"- {fn['name']}: {(fn.get('description') or '').splitlines()[0][:160]}{typical}")
+        return PLANNER_PROMPT + "\n\nTools the tasks can use:\n" + ("\n".join(lines) or "(none)")
+
+    async def draft(
+        self, goal: str, context: dict[str, Any], model: str | None, on_usage: Callable[[Completion], None]
+    ) -> list[Task]:
+        text = f"Goal: {goal}"
+        if isinstance(context.get("notebook"), str) and context["notebook"]:
+            text += f"\nActive notebook: {context['notebook']}"
+        return await self._ask([{"role": "user", "content": text}], model, set(), on_usage)
+
+    async def replan(self, plan: Plan, failed: Task, model: str | None, on_usage: Callable) -> list[Task]:
+        """New tasks for the work not done yet, knowing why ``failed`` failed."""
+        kept = [t for t in plan.live if t.state not in ("pending", "ready") and t is not failed]
+        waiting = [t for t in plan.live if t.state in ("pending", "ready")]
+        lines = [f"Goal: {plan.goal}", "", "Tasks finished or still running (you may depend on them):"]
+        lines += [f"- {t.id} [{t.state}] {t.title}: {t.summary[:300]}" for t in kept] or ["(none)"]
+        lines += [
+            "",
+            f"Task {failed.id} ({failed.title}) failed after {failed.attempt} attempts: {failed.error}",
+        ]
+        lines += ["", "Tasks not started yet (revise, replace or drop them):"]
+        lines += [f"- {t.id}: {t.title} (after: {', '.join(t.depends_on) or '-'})" for t in waiting]
+        used = ", ".join(t.id for t in [*kept, failed])
+        lines += ["", f"Plan the remaining work another way, as new tasks. Do not reuse the ids {used}."]
+        known = {t.id for t in kept}
+        return await self._ask([{"role": "user", "content": "\n".join(lines)}], model, known, on_usage)
+
+    async def _ask(
+        self, messages: list[dict[str, Any]], model: str | None, kept: set[str], on_usage: Callable
+    ) -> list[Task]:
+        messages = [{"role": "system", "content": self._system()}, *messages]
+        for attempt in range(2):
+            completion = await self.llm.stream(messages, None, model=model, response_format=RESPONSE_FORMAT)
+            on_usage(completion)
+            data, errors = parse_plan(completion.content, kept)
+            if not errors:
+                return tasks_from(data, self.book)
+            if attempt == 0:
+                reasons = "\n".join(f"- {e}" for e in errors)
+                messages.append({"role": "assistant", "content": completion.content})
+                messages.append(
+                    {"role": "user", "content": f"That plan is not valid:\n{reasons}\nSend a corrected plan."}
+                )
+        reasons = "; ".join(errors)
+        message = f"the model did not produce a valid plan, even after being told what was wrong: {reasons}"
+        raise AgentError(message, code="invalid_plan")
+
+
+def parse_plan(content: str, kept: Iterable[str] = ()) -> tuple[dict[str, Any], list[str]]:
+    text = content.strip().removeprefix("```json").removeprefix("```").removesuffix("```")  # fenced anyway
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        return {}, [f"the answer is not valid JSON ({err.msg} at position {err.pos})"]
+    return data, check_plan(data, PLAN_SCHEMA, kept)
