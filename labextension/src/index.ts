@@ -1,5 +1,6 @@
 import { JupyterFrontEndPlugin } from '@jupyterlab/application';
 
+import { browserPlugins } from './browser/plugin';
 import { cellCommandsPlugin } from './plugins/cellCommands';
 import { chatPlugin } from './plugins/chat';
 import { clientPlugin } from './plugins/client';
@@ -12,7 +13,8 @@ const plugins: JupyterFrontEndPlugin<any>[] = [
   notebookRenderersPlugin,
   chatPlugin,
   statusPlugin,
-  cellCommandsPlugin
+  cellCommandsPlugin,
+  ...browserPlugins
 ];
 
 export default plugins;
