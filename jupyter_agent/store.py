@@ -97,6 +97,7 @@ class Store:
     def delete_session(self, session_id: str) -> None:
         self._db.execute("DELETE FROM events WHERE session = ?", (session_id,))
         self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        self._db.execute("DELETE FROM kv WHERE key = ?", (f"plan:{session_id}",))
         self._changed()
 
     # -- events -------------------------------------------------------------------------------------
