@@ -161,7 +161,8 @@ class Session:
         if (plan or resume) and self._manager.planner is None:
             raise BadRequest("planning is not available here")
         turn = Turn(uuid.uuid4().hex[:12], self, text, context, user, model, plan or resume, auto, resume)
-        if not self.title:
+        titled = not self.title
+        if titled:
             self.rename(text.strip().splitlines()[0][:60])
         self.emit(
             "message",
@@ -173,6 +174,8 @@ class Session:
             model_content=self._manager.describe_prompt(text, context),
             **({"plan": True} if turn.plan else {}),
         )
+        if titled:
+            self.emit("session", title=self.title)  # open panels show the new title at once
         self._queue.append(turn)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name=f"agent-session-{self.id}")

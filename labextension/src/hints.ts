@@ -4,6 +4,12 @@
 const HINTS: Record<string, string> = {
   provider_error:
     'The model provider failed. Check its API key and network access on the Jupyter server, or pick another model.',
+  auth_failed:
+    'The model provider refused the API key. Set a valid key for this model on the Jupyter server (c.JupyterAgent.model_options or the provider\'s environment variable).',
+  rate_limited: 'The model provider is rate limiting. Wait a moment and try again, or configure fallback models.',
+  model_not_found: 'The provider does not know this model. Pick another model or fix the model name in the settings.',
+  interrupted: 'The server restarted while this turn ran. Send the message again.',
+  turn_timeout: 'The turn took longer than the server allows and was stopped. Ask for a smaller step.',
   budget_exceeded: 'The usage budget is spent. Raise the budget in the server settings or start a new session.',
   approval_timeout: 'Nobody answered the approval request in time. Send the request again and answer the prompt.',
   tool_error: 'A tool failed. Read the tool card for details, then ask again with more precise instructions.',
