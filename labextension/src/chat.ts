@@ -37,6 +37,9 @@ export class AgentChat implements IAgentChat, IDisposable {
   get focusRequested(): ISignal<this, void> {
     return this._focusRequested;
   }
+  get plannerRequested(): ISignal<this, void> {
+    return this._plannerRequested;
+  }
   get isDisposed(): boolean {
     return this._disposed;
   }
@@ -51,6 +54,8 @@ export class AgentChat implements IAgentChat, IDisposable {
   activeNotebook: string | null = null;
   contextChoice: ContextChoice = { mode: 'active' };
   draft = '';
+  /** Send the next prompt with `plan: true`: the agent plans it into tasks, to approve, first. */
+  planFirst = false;
   /** Bumped when the draft is replaced from outside the input. */
   draftVersion = 0;
   errors: LocalError[] = [];
@@ -155,7 +160,8 @@ export class AgentChat implements IAgentChat, IDisposable {
       type: 'prompt',
       text: prompt,
       context: target ? { notebook: target } : {},
-      ...(this.selectedModel ? { model: this.selectedModel } : {})
+      ...(this.selectedModel ? { model: this.selectedModel } : {}),
+      ...(this.planFirst ? { plan: true } : {})
     });
     if (!sent) {
       this.reportError('network', 'Not connected to the agent, so nothing was sent. Your text is still in the input.');
@@ -164,6 +170,7 @@ export class AgentChat implements IAgentChat, IDisposable {
     if (text === this.draft) {
       this.draft = '';
     }
+    this.planFirst = false; // one goal at a time is planned
     this._awaitingTurn = true;
     this._emit();
     return true;
@@ -240,6 +247,15 @@ export class AgentChat implements IAgentChat, IDisposable {
   setModel(model: string): void {
     this._pickedModel = model;
     this._emit();
+  }
+
+  setPlanFirst(on: boolean): void {
+    this.planFirst = on;
+    this._emit();
+  }
+
+  openPlanner(): void {
+    this._plannerRequested.emit();
   }
 
   setContext(choice: ContextChoice): void {
@@ -348,4 +364,5 @@ export class AgentChat implements IAgentChat, IDisposable {
   private _disposed = false;
   private _changed = new Signal<this, void>(this);
   private _focusRequested = new Signal<this, void>(this);
+  private _plannerRequested = new Signal<this, void>(this);
 }

@@ -42,6 +42,9 @@ export interface IAgentChat {
   /** Asks the panel to show itself and focus the input. */
   readonly focusRequested: ISignal<IAgentChat, void>;
   readonly activeSessionId: string | null;
+  /** Asks for the planner panel on the active session's plan (the planner plugin shows it). */
+  readonly plannerRequested: ISignal<IAgentChat, void>;
+  openPlanner(): void;
   /** Put text in the input (not sent) and focus it. */
   prefill(text: string): void;
   /** Send a prompt; `notebook` overrides the context bar. Resolves false when it was not sent. */

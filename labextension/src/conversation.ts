@@ -11,6 +11,7 @@ import {
   ChatItem,
   ConversationState,
   MessageItem,
+  PlanItem,
   ToolCard,
   ToolItem,
   ToolStatus
@@ -29,6 +30,13 @@ export function foldEvent(state: ConversationState, event: AgentEvent): Conversa
     return state;
   }
   const s: ConversationState = { ...state, lastSeq: event.seq };
+  const type: string = event.type;
+  if (type === 'plan' || type === 'task_update') {
+    return foldPlan(s, event as unknown as PlanFields);
+  }
+  if (typeof (event as { task?: unknown }).task === 'string') {
+    return s; // a plan task's own turn: the planner shows it, the conversation does not
+  }
   const turn = event.turn;
   if (turn && !isTerminal(event)) {
     s.running = true;
@@ -122,8 +130,47 @@ export function foldEvent(state: ConversationState, event: AgentEvent): Conversa
       s.title = event.title;
       return s;
     default:
-      return s; // other features' events (plan, task_update...) only advance lastSeq
+      return s; // other features' events only advance lastSeq
   }
+}
+
+/** The fields of `plan` and `task_update` events the plan card uses. */
+interface PlanFields {
+  type: 'plan' | 'task_update';
+  seq: number;
+  turn?: string;
+  id: string;
+  goal?: string;
+  status?: string;
+  state?: string;
+  tasks?: { id: string; state: string; replaced?: boolean }[];
+}
+
+/** Keep the plan's card current: a `plan` event adds or replaces it, a `task_update` changes one task. */
+function foldPlan(s: ConversationState, event: PlanFields): ConversationState {
+  if (typeof event.id !== 'string') {
+    return s; // not a plan this client understands
+  }
+  let index = s.items.length - 1; // the latest plan's card: task ids repeat from plan to plan
+  while (index >= 0 && !(s.items[index].kind === 'plan' && (event.type !== 'plan' || (s.items[index] as PlanItem).planId === event.id))) {
+    index--;
+  }
+  const old = index >= 0 ? (s.items[index] as PlanItem) : null;
+  if (event.type === 'task_update') {
+    return old && event.state ? replaceItem(s, index, { ...old, tasks: { ...old.tasks, [event.id]: event.state } }) : s;
+  }
+  const tasks: Record<string, string> = {};
+  (event.tasks ?? []).filter(t => !t.replaced).forEach(t => (tasks[t.id] = t.state));
+  const item: PlanItem = {
+    kind: 'plan',
+    key: old?.key ?? `p${event.seq}`,
+    planId: event.id,
+    goal: event.goal ?? '',
+    status: event.status ?? '',
+    tasks,
+    turn: event.turn
+  };
+  return old ? replaceItem(s, index, item) : append(s, item);
 }
 
 function isTerminal(event: AgentEvent): boolean {

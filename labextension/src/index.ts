@@ -1,6 +1,7 @@
 import { JupyterFrontEndPlugin } from '@jupyterlab/application';
 
 import { browserPlugins } from './browser/plugin';
+import { plannerPlugins } from './planner/plugin';
 import { cellCommandsPlugin } from './plugins/cellCommands';
 import { chatPlugin } from './plugins/chat';
 import { clientPlugin } from './plugins/client';
@@ -14,7 +15,8 @@ const plugins: JupyterFrontEndPlugin<any>[] = [
   chatPlugin,
   statusPlugin,
   cellCommandsPlugin,
-  ...browserPlugins
+  ...browserPlugins,
+  ...plannerPlugins
 ];
 
 export default plugins;

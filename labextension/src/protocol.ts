@@ -5,6 +5,8 @@
  * passed through without translation.
  */
 
+import type { PlanEditBody, TaskAction } from './planner/protocol';
+
 export const PROTOCOL_VERSION = 1;
 
 /** Epoch seconds. */
@@ -188,9 +190,12 @@ export interface TransientErrorFrame {
 
 /** Client to server frames. */
 export type ClientFrame =
-  | { type: 'prompt'; text: string; context: PromptContext; model?: string }
+  | { type: 'prompt'; text: string; context: PromptContext; model?: string; plan?: boolean; auto?: boolean }
   | { type: 'cancel' }
   | { type: 'approve'; call_id: string; decision: ApprovalDecision }
+  | { type: 'plan_approve' }
+  | { type: 'plan_edit'; plan: PlanEditBody }
+  | { type: 'task_control'; action: TaskAction; task_id?: string }
   | { type: 'ping'; id?: unknown };
 
 /** True for frames that belong to the session's event log. */

@@ -75,7 +75,19 @@ export interface TurnEndItem {
   usage: TurnUsage | null;
 }
 
-export type ChatItem = MessageItem | ToolItem | ErrorItem | TurnEndItem;
+/** A plan the agent made: one card per plan, kept current by its later `plan` and `task_update` events. */
+export interface PlanItem {
+  kind: 'plan';
+  key: string;
+  planId: string;
+  goal: string;
+  status: string;
+  /** State of each task not re-planned away, by task id. */
+  tasks: Readonly<Record<string, string>>;
+  turn?: string;
+}
+
+export type ChatItem = MessageItem | ToolItem | ErrorItem | TurnEndItem | PlanItem;
 
 export interface PendingApproval {
   callId: string;

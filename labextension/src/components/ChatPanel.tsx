@@ -28,6 +28,7 @@ export interface ChatPanelState {
   contextNotebook: string | null;
   draft: string;
   draftVersion: number;
+  planFirst: boolean;
   focusToken: number;
   running: boolean;
   errors: LocalError[];
@@ -47,6 +48,8 @@ export interface ChatPanelActions {
   setModel(model: string): void;
   setDraft(text: string): void;
   send(text: string): Promise<boolean>;
+  setPlanFirst(on: boolean): void;
+  openPlanner(): void;
   stop(): void;
   approve(callId: string, decision: ApprovalDecision): boolean;
   toggleVoice(): void;
@@ -108,6 +111,7 @@ export function ChatPanel({ state, actions, rendermime, getRenderer }: ChatPanel
         getRenderer={getRenderer}
         thinkingExpanded={state.thinkingExpanded}
         emptyText={emptyText}
+        onOpenPlanner={actions.openPlanner}
       />
       {conversation.approvals.length > 0 && (
         <div className="jp-AgentChat-approvals">
@@ -120,6 +124,8 @@ export function ChatPanel({ state, actions, rendermime, getRenderer }: ChatPanel
       <Composer
         draft={state.draft}
         draftVersion={state.draftVersion}
+        planFirst={state.planFirst}
+        onTogglePlanFirst={() => actions.setPlanFirst(!state.planFirst)}
         focusToken={state.focusToken}
         running={state.running}
         sendOnEnter={state.sendOnEnter}

@@ -8,6 +8,9 @@ export interface ComposerProps {
   /** Text put in the input from outside (commands, voice); applied when `draftVersion` changes. */
   draft: string;
   draftVersion: number;
+  /** The next prompt is planned into tasks first (`plan: true`). */
+  planFirst: boolean;
+  onTogglePlanFirst: () => void;
   /** Changes when the input should take the focus. */
   focusToken: number;
   running: boolean;
@@ -78,6 +81,16 @@ export function Composer(props: ComposerProps): JSX.Element {
         onKeyDown={onKeyDown}
       />
       <div className="jp-AgentChat-composerButtons">
+        <button
+          className={`jp-AgentChat-planFirst${props.planFirst ? ' jp-mod-active' : ''}`}
+          data-testid="agent-plan-first"
+          aria-pressed={props.planFirst}
+          aria-label="Plan first"
+          title="Plan the next message into tasks, shown for approval, before any work starts"
+          onClick={props.onTogglePlanFirst}
+        >
+          Plan first
+        </button>
         <button
           className={`jp-AgentChat-iconButton jp-AgentChat-mic jp-mod-${voiceState}`}
           data-testid="agent-mic"

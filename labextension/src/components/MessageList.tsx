@@ -2,6 +2,7 @@ import * as React from 'react';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
 import { ChatItem } from '../conversation';
+import { PlanCard } from '../planner/PlanCard';
 import { ToolRenderer } from '../registry';
 import { TurnError } from './Errors';
 import { Message } from './Message';
@@ -15,6 +16,8 @@ export interface MessageListProps {
   thinkingExpanded: boolean;
   /** Shown when there is nothing yet. */
   emptyText: string;
+  /** Shows the planner panel (the plan cards' button); without it the cards have none. */
+  onOpenPlanner?: () => void;
 }
 
 /** Distance from the bottom (px) under which the list keeps following new content. */
@@ -82,6 +85,8 @@ export function MessageList(props: MessageListProps): JSX.Element {
               return <TurnError key={item.key} item={item} />;
             case 'turn_end':
               return <Usage key={item.key} item={item} />;
+            case 'plan':
+              return <PlanCard key={item.key} item={item} onOpen={props.onOpenPlanner} />;
           }
         })}
       </div>
