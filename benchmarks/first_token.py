@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
+from jupyter_agent.engine.loop import SYSTEM_PROMPT
 from jupyter_agent.testing.jupyter import JupyterServer
 from jupyter_agent.testing.scripted_llm import Reply, ScriptedLLM
 
@@ -48,6 +49,7 @@ def api(srv: JupyterServer, method: str, path: str, body: dict | None = None) ->
 async def connect(srv: JupyterServer, session_id: str):
     url = f"ws://127.0.0.1:{srv.port}/api/agent/sessions/{session_id}/ws"
     conn = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {srv.token}"}))
+    conn.protocol.set_nodelay(True)  # as browsers do: small frames go out at once
     hello = json.loads(await conn.read_message())
     assert hello["type"] == "hello"
     return conn
@@ -83,7 +85,7 @@ async def plain_litellm(llm: ScriptedLLM, n: int, tools: list[dict]) -> list[flo
             model="openai/scripted",
             api_base=llm.base_url,
             api_key="sk-bench",
-            messages=[{"role": "user", "content": "hello"}],
+            messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "hello"}],
             stream=True,
             tools=tools,
             stream_options={"include_usage": True},
@@ -121,11 +123,21 @@ async def main(n: int) -> None:
             sid = api(srv, "POST", "api/agent/sessions", {"title": "bench"})["id"]
             conn = await connect(srv, sid)
             warm_first, _ = await prompt_once(conn, llm)
+            conn.close()
+            # Each timed prompt opens a new conversation, so the model call matches the plain litellm
+            # baseline (system prompt + one user message + the same tools) message for message.
             client, model = [], []
             for _ in range(n):
+                sid = api(srv, "POST", "api/agent/sessions", {"title": "bench"})["id"]
+                conn = await connect(srv, sid)
                 c, m = await prompt_once(conn, llm)
+                conn.close()
                 client.append(c)
                 model.append(m)
+            # The same prompt again and again in one conversation: the transcript grows each time.
+            sid = api(srv, "POST", "api/agent/sessions", {"title": "long"})["id"]
+            conn = await connect(srv, sid)
+            growing = [(await prompt_once(conn, llm))[0] for _ in range(n)]
             conn.close()
         baseline = await plain_litellm(llm, n, tools)
     finally:
@@ -137,6 +149,7 @@ async def main(n: int) -> None:
     print(row("overhead (client - model)", overhead))
     print(row("plain litellm overhead (same server)", baseline))
     print(f"{'our overhead beyond plain litellm':<48} p50 {pct(overhead, 50) - pct(baseline, 50):8.2f} ms")
+    print(row(f"same conversation, {n} turns growing", growing))
     print(f"{'first message, sent as the server answers':<48} {immediate:8.1f} ms")
     print(f"{'first message, once litellm is warm':<48} {warm_first:8.1f} ms")
     print(f"{'server start without the extension':<48} {plain.start_seconds * 1000:8.0f} ms")

@@ -55,6 +55,7 @@ class SessionWebSocket(WebSocketMixin, WebSocketHandler, ExtensionHandlerMixin, 
 
     def open(self, session_id: str) -> None:  # type: ignore[override]
         super().open(session_id)
+        self.set_nodelay(True)  # tokens are small frames: send each at once (Nagle would hold them ~40 ms)
         self._send(
             {
                 "type": "hello",
