@@ -361,8 +361,19 @@ class _Stream:
         self._deliver = deliver
         self._lost = lost
         self._title = ""
+        self._last: tuple[str, float, float] | None = None
+        self._resends: set[asyncio.Task[None]] = set()
         page.on("close", self._on_close)
         page.on("crash", self._on_close)
+        page.on("framenavigated", self._on_navigated)
+
+    def _on_navigated(self, frame: Any) -> None:
+        """A navigation to a page that paints the same pixels sends no new frame: resend the last picture
+        with the new URL, so watchers' URL bars follow every navigation."""
+        if self.alive and self._last is not None and frame == self.page.main_frame:
+            task = asyncio.ensure_future(self._send(*self._last))
+            self._resends.add(task)
+            task.add_done_callback(self._resends.discard)
 
     def _on_close(self, _page: Page) -> None:
         if self.alive:
@@ -370,6 +381,7 @@ class _Stream:
             self._lost()
 
     async def _send(self, data: str, width: float, height: float) -> None:
+        self._last = (data, width, height)
         self._title = await _title(self.page, self._title)
         self._deliver(
             {
@@ -388,6 +400,9 @@ class _Stream:
         self.alive = False
         self.page.remove_listener("close", self._on_close)
         self.page.remove_listener("crash", self._on_close)
+        self.page.remove_listener("framenavigated", self._on_navigated)
+        for task in [*self._resends]:
+            task.cancel()
 
 
 class _Screencast(_Stream):
