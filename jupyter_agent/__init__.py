@@ -18,3 +18,16 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from jupyter_agent.app import JupyterAgent
 
     return [{"module": "jupyter_agent", "app": JupyterAgent}]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_agent``: the ``%%agent`` and ``%agent_config`` magics (the engine loads at first use)."""
+    from jupyter_agent.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from jupyter_agent.magics import unload_ipython_extension as unload
+
+    unload(ipython)

