@@ -27,7 +27,7 @@ install-test: $(BIN)/python
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter labextension develop --overwrite . >/dev/null
 
 lab: install-local
-	$(BIN)/jupyter lab --ip=127.0.0.1 $(LAB_ARGS)
+	$(BIN)/jupyter lab --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # Browser tests drive Debian's Chromium (Playwright cannot download its own here).
 chromium:
