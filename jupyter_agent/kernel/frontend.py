@@ -10,12 +10,16 @@ ipykernel's own asyncio loop runs on that same thread):
   turn's events (displays go to the right cell only from the main thread) and every ``python_run`` /
   ``python_variables`` call (user code runs where IPython runs it, in the user's namespace).
 - The main thread drives the turn. A cell that starts with ``%%agent`` or ``%agent`` is rewritten by an
-  input transformer into a top-level ``await`` (:func:`run_async`), so ipykernel runs it as an async cell:
-  the kernel's loop keeps serving widget messages (the Stop and approval buttons work) and an interrupt
-  cancels the awaiting coroutine. Elsewhere (``%agent`` inside other code, ``%autoawait off``) the magic
-  blocks in :func:`run_sync`, still serving the channel; an interrupt raises KeyboardInterrupt there.
-- While user code runs, SIGINT raises KeyboardInterrupt inside it, as in any cell; an interrupt or the
-  Stop button cancels the turn, which ends with ``done`` (reason ``cancelled``).
+  input transformer into a top-level ``await`` (:meth:`KernelFrontend.run_async`), so ipykernel runs it as
+  an async cell and its loop keeps serving widget messages (the Stop and approval buttons work). Elsewhere
+  (``%agent`` inside other code, ``%autoawait off``, terminal IPython) the magic blocks in
+  :meth:`KernelFrontend.run_sync`, still serving the channel.
+- Interrupts: while a turn runs the front end owns SIGINT (:meth:`MainThreadPython.on_sigint`). Between
+  runs of code it notes the interrupt and the driver cancels the turn, which ends with ``done`` (reason
+  ``cancelled``) and the cell with ``TurnCancelled``; while the agent's code runs, KeyboardInterrupt is
+  raised inside that code, as in any cell, and the turn is cancelled too. (ipykernel's own handler for
+  async cells schedules the cancel without waking its loop; an exception raised in the middle of our
+  output capture would leave the shell broken.) The Stop button cancels the turn and the cell ends normally.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,7 +118,8 @@ class Channel:
             except queue.Empty:
                 pass
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel
+                    await self._wake.wait()
             except TimeoutError:
                 return None
             self._wake.clear()
@@ -129,6 +134,7 @@ class MainThreadPython:
         self._running = threading.Lock()  # held while a job runs (the time limit interrupts only then)
         self.timed_out = False  # the time limit (not a person) interrupted the running job
         self._pending = False  # an interrupt arrived outside the user's code
+        self.interrupt_requested = False  # a person interrupted the kernel between runs of code
 
     async def run(self, code: str, timeout: float) -> Any:
         from jupyter_agent.tools.python import execute_in_shell
@@ -182,7 +188,7 @@ class MainThreadPython:
 
     # -- main thread --------------------------------------------------------------------------------
     def serve(self, job: Callable[[], Any], future: concurrent.futures.Future[Any], interrupt: bool) -> bool:
-        """Run one job on the main thread; an interrupt meanwhile stops the user's code (see _on_sigint).
+        """Run one job on the main thread (an interrupt meanwhile stops the user's code: see on_sigint).
 
         Returns True when the person interrupted it (not the time limit): the caller cancels the turn.
         """
@@ -190,33 +196,34 @@ class MainThreadPython:
 
         if not future.set_running_or_notify_cancel():
             return False
-        guarded = interrupt and threading.current_thread() is threading.main_thread()
         self.timed_out = self._pending = False
-        saved = signal.signal(signal.SIGINT, self._on_sigint) if guarded else None
-        _trace("serve start", saved)
         try:
-            try:
-                with self._running:
-                    result = job()
-            except Exception as err:
-                future.set_exception(ToolError(f"the kernel could not run it: {type(err).__name__}: {err}"))
-                return self._pending and not self.timed_out
-            future.set_result(result)
-            stopped = bool(getattr(result, "interrupted", False)) or self._pending
-            return stopped and not self.timed_out
-        finally:
-            _trace("serve end", self._pending, self.timed_out)
-            if saved is not None:
-                signal.signal(signal.SIGINT, saved)
+            with self._running if interrupt else contextlib.nullcontext():
+                result = job()
+        except BaseException as err:  # even KeyboardInterrupt: it must never reach an event loop
+            future.set_exception(ToolError(f"the kernel could not run it: {type(err).__name__}: {err}"))
+            interrupted = isinstance(err, KeyboardInterrupt) or self._pending
+            return interrupted and not self.timed_out
+        future.set_result(result)
+        stopped = bool(getattr(result, "interrupted", False)) or self._pending
+        return stopped and not self.timed_out
 
-    def _on_sigint(self, _signum: int, frame: Any) -> None:
-        """SIGINT while the agent's code runs: KeyboardInterrupt if it lands inside ``run_cell`` (in the
-        user's code, which IPython reports as the run's error); anywhere else (our capture set-up, which an
-        exception would leave half done) it is delivered again shortly, until the code runs or has ended."""
-        _trace("on_sigint", frame.f_code.co_name, threading.current_thread().name)
-        codes = self._run_cell_codes()
+    def on_sigint(self, _signum: int, frame: Any) -> None:
+        """SIGINT during a turn (the front end installs this handler for the turn's duration).
+
+        Between runs of code it only notes the interrupt: the front end cancels the turn at its next look
+        (it looks at least every WAKE_INTERVAL). While the agent's code runs it raises KeyboardInterrupt if
+        it lands in the user's code (under IPython's ``run_code``, which reports it as the run's error);
+        anywhere else (our capture set-up or IPython's bookkeeping, which an exception would leave half
+        done) it is delivered again shortly, until the code runs or has ended.
+        """
+        if not self._running.locked():
+            if not self.timed_out:  # a time limit that fired as the code finished is no person's interrupt
+                self.interrupt_requested = True
+            return
+        user_code = _run_code()
         while frame is not None and frame.f_code is not MainThreadPython.serve.__code__:
-            if frame.f_code in codes:  # a run_cell called by this job (not the cell around the magic)
+            if frame.f_code is user_code:  # run_code of this job's run_cell (not of the cell around us)
                 raise KeyboardInterrupt
             frame = frame.f_back
         self._pending = True
@@ -224,16 +231,22 @@ class MainThreadPython:
         retry.daemon = True
         retry.start()
 
+    @contextlib.contextmanager
+    def handling_sigint(self) -> Iterator[None]:
+        """Own SIGINT while a turn runs (main thread only; ipykernel's subshell threads get none)."""
+        self.interrupt_requested = False
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        saved = signal.signal(signal.SIGINT, self.on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, saved)
+
     def _deliver_again(self) -> None:
         if self._running.locked() and hasattr(signal, "pthread_kill"):
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-
-    def _run_cell_codes(self) -> set[Any]:
-        return {
-            cls.__dict__["run_cell"].__code__
-            for cls in type(self.shell).__mro__
-            if hasattr(cls.__dict__.get("run_cell"), "__code__")
-        }
 
 
 @dataclass
@@ -338,23 +351,20 @@ class KernelFrontend:
         if handle is None:
             return
         holder.append(handle)
-        interrupted = False
         try:
-            while True:
-                try:
-                    item = handle.channel.get(_poll_timeout(view))
-                    if self._serve(item, handle, view):
+            with self.python.handling_sigint():
+                while True:
+                    try:
+                        item = handle.channel.get(_poll_timeout(view))
+                    except KeyboardInterrupt:  # one that came before our handler was in place
+                        self.python.interrupt_requested = True
+                        item = None
+                    if self._interrupted(handle, view) or self._serve(item, handle, view):
                         break
-                except KeyboardInterrupt:
-                    if interrupted:  # a second interrupt: stop waiting for the engine
-                        view.note("Stopped waiting for the agent.")
-                        break
-                    interrupted = True
-                    handle.cancel()
         finally:
             self.python.channel = None
             view.close()
-        if interrupted or handle.interrupted:
+        if handle.interrupted:
             raise TurnCancelled()
 
     async def run_async(self, request: Request) -> None:
@@ -373,27 +383,36 @@ class KernelFrontend:
         if handle is None:
             return
         holder.append(handle)
-        interrupted = False
         try:
-            while True:
-                try:
-                    item = await channel.aget(_poll_timeout(view))
-                    if self._serve(item, handle, view):
+            with self.python.handling_sigint():
+                while True:
+                    try:
+                        item = await channel.aget(_poll_timeout(view))
+                    except asyncio.CancelledError:  # the cell was cancelled some other way: same as SIGINT
+                        task = asyncio.current_task()
+                        if task is not None:
+                            task.uncancel()  # handled: the cell goes on until the turn has ended
+                        self.python.interrupt_requested = True
+                        item = None
+                    if self._interrupted(handle, view) or self._serve(item, handle, view):
                         break
-                except asyncio.CancelledError:  # ipykernel turns SIGINT into a cancel of this cell
-                    task = asyncio.current_task()
-                    if task is not None:
-                        task.uncancel()  # handled: the cell goes on until the turn has ended
-                    if interrupted:
-                        view.note("Stopped waiting for the agent.")
-                        break
-                    interrupted = True
-                    handle.cancel()
         finally:
             self.python.channel = None
             view.close()
-        if interrupted or handle.interrupted:
+        if handle.interrupted:
             raise TurnCancelled()
+
+    def _interrupted(self, handle: TurnHandle, view: Any) -> bool:
+        """Act on an interrupt noted by the SIGINT handler; True to stop waiting (a second interrupt)."""
+        if not self.python.interrupt_requested:
+            return False
+        self.python.interrupt_requested = False
+        if handle.interrupted and handle.cancel_requested:
+            view.note("Stopped waiting for the agent.")
+            return True
+        handle.interrupted = True
+        handle.cancel()
+        return False
 
     def _start(self, request: Request, channel: Channel, view: Any) -> TurnHandle | None:
         from jupyter_agent.runtime import NO_MODEL
@@ -517,6 +536,13 @@ class KernelFrontend:
         return agent.sessions.get(self._default_session)
 
 
+def _run_code() -> Any:
+    """The code object of IPython's ``run_code``: user code runs beneath it, inside its catch-all."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    return InteractiveShell.run_code.__code__
+
+
 def _asking_cell_id(shell: Any) -> str | None:
     """The id of the notebook cell being executed, as JupyterLab sends it in the request's metadata."""
     kernel = getattr(shell, "kernel", None)
@@ -542,8 +568,3 @@ def frontend_for(shell: Any) -> KernelFrontend:
     if found is None:
         found = _frontends[id(shell)] = KernelFrontend(shell)
     return found
-
-
-def _trace(*args):
-    with open("/tmp/ja/trace.log", "a") as f:
-        print(round(time.time(), 3), *args, file=f)
