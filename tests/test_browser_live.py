@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -14,7 +12,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from jupyter_agent.testing.scripted_llm import Reply, ToolCallSpec
-from tests.clients import AgentClient, AgentSocket
+from tests.clients import AgentClient, AgentSocket, serve_page
 
 PAGE = b"""<!doctype html><html lang="en"><head><title>Live page</title></head><body>
 <h1>Counter</h1>
@@ -27,22 +25,8 @@ PAGE = b"""<!doctype html><html lang="en"><head><title>Live page</title></head><
 
 @pytest.fixture
 def site():
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write(PAGE)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_page(PAGE) as url:
+        yield url
 
 
 async def watch(agent: AgentClient, session_id: str) -> AgentSocket:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from jupyter_agent.testing.scripted_llm import Reply, ToolCallSpec
+from tests.clients import serve_page
 
 PAGE = b"""<!doctype html><html lang="en"><head><title>Sales dashboard</title></head>
 <body><h1>Revenue</h1><p>Revenue grew 12% in March.</p></body></html>"""
@@ -15,22 +13,8 @@ PAGE = b"""<!doctype html><html lang="en"><head><title>Sales dashboard</title></
 
 @pytest.fixture
 def site():
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write(PAGE)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_page(PAGE) as url:
+        yield url
 
 
 async def test_agent_browses_a_page_and_sees_a_screenshot(agent, agent_app, llm, site):
