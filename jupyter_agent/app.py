@@ -2,47 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
-from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Int, List, Unicode, validate
 
 from jupyter_agent import __version__
-from jupyter_agent.browser import BrowserConfig
 from jupyter_agent.browser.service import BrowserService
 from jupyter_agent.collaboration.documents import YDocProvider
 from jupyter_agent.collaboration.execution import CellRunner
 from jupyter_agent.collaboration.files import Workspace
 from jupyter_agent.collaboration.notebooks import NotebookEditor
-from jupyter_agent.engine.llm import LLMClient
-from jupyter_agent.engine.loop import AgentLoop, Budget
-from jupyter_agent.engine.router import ToolRouter
-from jupyter_agent.engine.scheduler import Scheduler
-from jupyter_agent.engine.session import SessionManager, Turn
-from jupyter_agent.engine.types import ToolCall
+from jupyter_agent.composition import browser_config, compose_engine, data_path
 from jupyter_agent.server import browser_handlers, handlers
 from jupyter_agent.server.kernels import ServerKernels
 from jupyter_agent.server.service import AgentService
 from jupyter_agent.server.shutdown import install_shutdown_workaround
 from jupyter_agent.server.websocket import SessionWebSocket
-from jupyter_agent.store import Store
 from jupyter_agent.tools import builtin_tools
-from jupyter_agent.tools.base import POLICIES, ToolContext
+from jupyter_agent.tools.base import POLICIES
 from jupyter_agent.tools.browser import BROWSER_TOOLS
 
 SESSION = r"(?P<session_id>[A-Za-z0-9_-]{1,64})"
-
-
-def describe_prompt(text: str, context: dict[str, Any]) -> str:
-    """The user's message as the model reads it: the text plus the document it names, if any."""
-    notebook = context.get("notebook")
-    if isinstance(notebook, str) and notebook:
-        return f"[Active notebook: {notebook}]\n{text}"
-    return text
 
 
 class JupyterAgent(ExtensionApp):
@@ -150,6 +133,12 @@ class JupyterAgent(ExtensionApp):
         help="""Most tasks of one plan that run at the same time (each is an agent turn of its own). Tasks
         that edit the same notebook never run at the same time whatever this is.""",
     )
+    task_retries = Int(
+        1, config=True, help="Times a failed plan task is retried before the rest of the plan is re-planned."
+    )
+    max_replans = Int(
+        2, config=True, help="Times one plan may be re-planned after failed tasks before the plan fails."
+    )
     local_model = Unicode(
         os.environ.get("JUPYTER_AGENT_LOCAL_MODEL", "qwen2.5-coder-1.5b"),
         config=True,
@@ -185,103 +174,44 @@ class JupyterAgent(ExtensionApp):
             raise ValueError(f"{proposal['trait'].name} must be at least 1")
         return proposal["value"]
 
-    def _data_path(self, configured: str, name: str) -> Path:
-        return Path(configured) if configured else Path(jupyter_data_dir()) / "agent" / name
+    @validate("task_retries", "max_replans")
+    def _check_not_negative(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] < 0:
+            raise ValueError(f"{proposal['trait'].name} must not be negative")
+        return proposal["value"]
 
     def initialize_settings(self) -> None:
         install_shutdown_workaround()
         root = Path(os.path.realpath(os.path.expanduser(self.serverapp.root_dir)))
-        self.llm = LLMClient(
-            model=self.model,
-            options=dict(self.model_options),
-            fallback_models=list(self.fallback_models),
-            retries=self.retries,
-            backoff=self.retry_backoff,
-            request_timeout=self.request_timeout,
-            chunk_timeout=self.chunk_timeout,
-            vision=self.vision,
-        )
-        self.llm.preload()  # import and warm litellm in a worker thread: neither start nor first message waits
-        self.local_server = None
-        if not self.model:  # no model configured: the embedded one, started in the background
-            from jupyter_agent.local_model.server import configure
-
-            self.local_server = configure(
-                self.llm,
-                self.local_model,
-                Path(jupyter_data_dir()) / "agent" / "models",
-                threads=self.local_model_threads,
-            )
         documents = YDocProvider(self.serverapp.web_app.settings, root)
         editor = NotebookEditor(documents)
         self.kernels = ServerKernels(self.serverapp)
-        runner = CellRunner(editor, self.kernels, self.cell_timeout)
-        workspace = Workspace(root, self._data_path(self.backup_dir, "backups"), documents)
-        store = Store(self._data_path(self.db_path, "agent.db"))
-        router = ToolRouter([*builtin_tools(), *BROWSER_TOOLS], dict(self.tool_policy), state=store)
-        router.load_entry_points()
-        self.browser = BrowserService(self._browser_config())  # starts on first use, then stays warm
+        workspace = Workspace(root, data_path(self.backup_dir, "backups"), documents)
+        # The browser starts on first use, then stays warm.
+        self.browser = BrowserService(browser_config(self, self.serverapp.connection_url))
         self.tool_services = {
             "workspace": workspace,
             "notebooks": editor,
-            "cells": runner,
+            "cells": CellRunner(editor, self.kernels, self.cell_timeout),
             "browser": self.browser,
         }
         self.root = root
-
-        def context_factory(turn: Turn, call: ToolCall) -> ToolContext:
-            return ToolContext(
-                session_id=turn.session.id,
-                root_dir=root,
-                user=(turn.user or {}).get("username"),
-                call_id=call.id,
-                services=self.tool_services,
-                emit=lambda kind, fields: turn.emit(kind, call_id=call.id, **fields),
-            )
-
-        service: AgentService
-
-        def audit(turn: Turn, call: ToolCall, arguments: Any, result: Any, elapsed_ms: float) -> None:
-            service.audit(
-                turn.session.id,
-                turn.user,
-                f"tool:{call.name}",
-                {"arguments": arguments, "ok": result.ok, "duration_ms": round(elapsed_ms, 1)},
-            )
-
-        loop = AgentLoop(
-            self.llm,
-            router,
-            context_factory,
-            Budget(self.max_steps, self.turn_timeout, self.max_turn_tokens or None),
-            audit=audit,
-        )
-        sessions = SessionManager(store, loop, self.approval_timeout, describe_prompt)
-        sessions.planner = Scheduler(
-            loop, store, max_parallel_tasks=self.max_parallel_tasks, approval_timeout=self.approval_timeout
-        )
-        models = [m for m in dict.fromkeys([self.llm.model, *self.fallback_models, *self.models]) if m]
+        engine = compose_engine(self, root, self.tool_services, [*builtin_tools(), *BROWSER_TOOLS])
+        self.engine = engine
+        self.llm = engine.llm
+        models = [m for m in dict.fromkeys([engine.llm.model, *self.fallback_models, *self.models]) if m]
         service = AgentService(
-            store, sessions, router, self.llm, workspace, __version__, self.max_message_bytes, models
+            engine.store,
+            engine.sessions,
+            engine.router,
+            engine.llm,
+            workspace,
+            __version__,
+            self.max_message_bytes,
+            models,
         )
-        service.local_model = self.local_server
+        service.local_model = engine.local_model
         self.service = service
-
-    def _browser_config(self) -> BrowserConfig:
-        config = BrowserConfig(
-            endpoint=self.browser_endpoint or None,
-            allow=list(self.browser_allow),
-            deny=list(self.browser_deny),
-            allow_file_urls=self.browser_allow_file_urls,
-            server_url=self.serverapp.connection_url,
-            pool_size=self.browser_pool_size,
-            idle_timeout=self.browser_idle_timeout,
-            cache_ttl=self.browser_cache_ttl,
-            memory_limit_mb=self.browser_memory_limit_mb or None,
-        )
-        if self.browser_executable:
-            config.executable_path = self.browser_executable
-        return config
 
     def initialize_handlers(self) -> None:
         base = "/api/agent"
@@ -302,16 +232,12 @@ class JupyterAgent(ExtensionApp):
         )
 
     async def stop_extension(self) -> None:
-        service = getattr(self, "service", None)
-        if service is not None:
-            await service.sessions.close()
-            service.store.close()
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            await engine.close()
         browser = getattr(self, "browser", None)
         if browser is not None:
             await browser.close()
         kernels = getattr(self, "kernels", None)
         if kernels is not None:
             kernels.close()
-        local_server = getattr(self, "local_server", None)
-        if local_server is not None:
-            await asyncio.to_thread(local_server.stop)

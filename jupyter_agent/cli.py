@@ -7,8 +7,9 @@
 ``run`` uses the same engine and tools as the server, configured from the same Jupyter config files: the
 notebook is edited through a private shared document and written back after each edit, and its cells run
 in a kernel started for it. Progress streams to the terminal. Tools that ask before they run are asked
-about on the terminal, allowed by ``--yes``, and denied when there is no terminal to ask on. The exit code
-is 1 when the turn ends in an error, 130 when interrupted, 0 otherwise.
+about on the terminal, allowed by ``--yes``, and denied when there is no terminal to ask on. With ``--plan``
+the plan is printed and asked about the same way (``--yes`` runs it at once; with no terminal it does not
+run). The exit code is 1 when the turn ends in an error or is cancelled, 130 when interrupted, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("goal", help="what the agent should do, in plain language")
     run.add_argument("--notebook", "-n", required=True, help="the notebook to work on (created if missing)")
     run.add_argument("--model", "-m", help="litellm model string (default: the configured model)")
-    run.add_argument("--plan", action="store_true", help="plan the work first (when a planner is available)")
+    run.add_argument("--plan", action="store_true", help="plan the work first and ask before running it")
     run.add_argument(
-        "--yes", "-y", action="store_true", help="allow tools that would ask first (shell_run, ...)"
+        "--yes",
+        "-y",
+        action="store_true",
+        help="don't ask: run the plan at once, allow tools that would ask first (shell_run, ...)",
     )
     run.add_argument("--root", help="workspace root for file tools (default: the current directory)")
 
@@ -103,17 +107,11 @@ def _new_notebook(target: Path) -> None:
 
 
 async def run_goal(args: argparse.Namespace) -> int:
-    from jupyter_agent.runtime import NO_MODEL, PLANNING_UNAVAILABLE, configured_model, load_agent_config
+    from jupyter_agent.runtime import NO_MODEL, PLANNING_UNAVAILABLE, load_agent_config
 
     config = load_agent_config()
     overrides = {"model": args.model} if args.model else {}
-    if not configured_model(config, overrides):
-        print(f"error: {NO_MODEL}", file=sys.stderr)
-        return 1
     root, path = _locate(args.notebook, args.root)
-    if not (root / path).exists():
-        _new_notebook(root / path)
-        print(f"Created {path}", file=sys.stderr)
 
     from jupyter_agent.collaboration.documents import FileProvider
     from jupyter_agent.collaboration.execution import CellRunner
@@ -121,9 +119,16 @@ async def run_goal(args: argparse.Namespace) -> int:
     from jupyter_agent.kernels_local import LocalKernels
     from jupyter_agent.runtime import build_runtime
 
-    kernels = LocalKernels(root)
     editor = NotebookEditor(FileProvider(root))
     agent = build_runtime(root, {"notebooks": editor}, overrides=overrides, config=config)
+    if not agent.model:  # nothing configured and no embedded model installed
+        print(f"error: {agent.llm.no_model_hint or NO_MODEL}", file=sys.stderr)
+        await agent.close()
+        return 1
+    if not (root / path).exists():
+        _new_notebook(root / path)
+        print(f"Created {path}", file=sys.stderr)
+    kernels = LocalKernels(root)
     agent.services["cells"] = CellRunner(editor, kernels, agent.settings.cell_timeout)
     if args.yes:
         for name in agent.router.names:
@@ -143,12 +148,13 @@ async def run_goal(args: argparse.Namespace) -> int:
             model=args.model,
             on_event=printer.handle,
             plan=args.plan,
+            auto=args.yes,
         )
     finally:
         await printer.close()
         await kernels.close()
         await agent.close()
-    if final["type"] == "error":
+    if final["type"] == "error" or final.get("reason") == "cancelled":
         return 1
     print(f"Saved {path} (session {session.id[:8]})", file=sys.stderr)
     return 0
@@ -171,6 +177,7 @@ class TerminalPrinter:
         self._asking: set[asyncio.Task[None]] = set()
         self._plan = PlanTracker()
         self._plan_shown = False
+        self._plan_asked = False
         self._streamed = False
 
     def _write(self, text: str) -> None:
@@ -240,6 +247,24 @@ class TerminalPrinter:
             self._plan_shown = True
         elif event["type"] == "task_update" and event.get("state") not in ("pending", "ready"):
             self._line(f"  {task_line(self._plan.tasks[event['id']])}")
+        if event["type"] == "plan" and event.get("status") == "awaiting_approval" and not self._plan_asked:
+            self._plan_asked = True
+            task = asyncio.get_running_loop().create_task(self._approve_plan())
+            self._asking.add(task)
+            task.add_done_callback(self._asking.discard)
+
+    async def _approve_plan(self) -> None:
+        """Run the plan shown above? Asked on the terminal; with no terminal it does not run."""
+        if self.can_ask:
+            answer = await asyncio.to_thread(input, "Run this plan? [Y]es / [n]o: ")
+            approved = answer.strip().lower() in ("", "y", "yes")
+        else:
+            approved = False
+            self._line("✗ the plan needs approval and there is no terminal to ask on (use --yes to run it)")
+        if approved:
+            self.session.plan_approve()
+        else:
+            self.session.task_control("cancel")
 
     def _ensure_spinner(self) -> None:
         if self._spinner is None or self._spinner.done():

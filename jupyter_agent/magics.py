@@ -7,7 +7,7 @@ extension imports nothing heavy; the engine and litellm are imported at the firs
 Usage::
 
     %load_ext jupyter_agent
-    %%agent [--model M] [--session NAME] [--no-run] [--plan] [--cells]
+    %%agent [--model M] [--session NAME] [--no-run] [--plan] [--yes] [--cells]
     plot the distribution of df.price and tell me what stands out
 
     %agent what does df contain?
@@ -24,15 +24,16 @@ from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
-FLAGS = {"--plan": "plan", "--no-run": "no_run", "--cells": "cells"}
+FLAGS = {"--plan": "plan", "--no-run": "no_run", "--cells": "cells", "--yes": "yes", "-y": "yes"}
 VALUED = {"--model": "model", "--session": "session"}
-USAGE = """Usage: %%agent [--model M] [--session NAME] [--no-run] [--plan] [--cells]  (request on the next lines)
+USAGE = """Usage: %%agent [--model M] [--session NAME] [--no-run] [--plan] [--yes] [--cells]  (request below)
        %agent [options] <request on one line>
 
   --model M        use this litellm model for this request (default: %agent_config model, then the config)
   --session NAME   continue the named conversation (default: this kernel's own conversation)
   --no-run         the agent may look at variables but not run code
-  --plan           plan the work first (not available outside the server yet: runs as one turn)
+  --plan           plan the work first: the plan is shown to approve or edit, then its tasks run
+  --yes, -y        don't ask: run the plan without approval, allow tools that would ask (shell_run)
   --cells          the agent writes its code as new notebook cells below (through the Jupyter server)
 """
 
@@ -130,7 +131,7 @@ class AgentMagics(Magics):
     def agent(self, line: str, cell: str | None = None) -> None:
         """Ask the agent; it works in this kernel's namespace (python_run, python_variables).
 
-        Usage: %%agent [--model M] [--session NAME] [--no-run] [--plan] [--cells], request below;
+        Usage: %%agent [--model M] [--session NAME] [--no-run] [--plan] [--yes] [--cells], request below;
         or %agent [options] <request>. Interrupt the kernel (or press Stop) to cancel the turn.
         """
         try:

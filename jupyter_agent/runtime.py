@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jupyter_agent.composition import data_path
 from jupyter_agent.errors import AgentError
 
 if TYPE_CHECKING:
@@ -98,13 +99,6 @@ def agent_settings(config: dict[str, Any], overrides: dict[str, Any] | None = No
     return JupyterAgent(config=Config({SECTION: values}))
 
 
-def data_path(configured: str, name: str) -> Path:
-    """Where the agent keeps a file: the configured path, else ``<jupyter data dir>/agent/<name>``."""
-    from jupyter_core.paths import jupyter_data_dir
-
-    return Path(configured) if configured else Path(jupyter_data_dir()) / "agent" / name
-
-
 @dataclass
 class LocalAgent:
     """The engine of one process: its LLM client, tools, agent loop and sessions (with their store)."""
@@ -118,6 +112,12 @@ class LocalAgent:
     store: Store
     services: dict[str, Any] = field(default_factory=dict)
     user: str | None = None
+    local_model: Any = None  # the embedded model's server, when no model is configured
+
+    @property
+    def model(self) -> str:
+        """The model turns use by default (``local/<name>`` for the embedded one), or ''."""
+        return self.llm.model or ""
 
     @property
     def can_plan(self) -> bool:
@@ -125,7 +125,7 @@ class LocalAgent:
 
     def check_model(self, model: str | None = None) -> None:
         if not (model or self.llm.model):
-            raise AgentError(NO_MODEL, code="no_model")
+            raise AgentError(self.llm.no_model_hint or NO_MODEL, code="no_model")
 
     async def run(
         self,
@@ -136,12 +136,13 @@ class LocalAgent:
         model: str | None = None,
         on_event: EventCallback | None = None,
         plan: bool = False,
+        auto: bool = True,
     ) -> dict[str, Any]:
         """Send one prompt to ``session`` and wait for its turn to end; returns the ``done``/``error`` event.
 
         ``on_event`` sees every event of the turn as it is logged (the user's message first, the terminal
-        event last; a plan's task events carry ``task``). ``plan`` plans the goal into tasks first and runs
-        the plan without waiting for a person's approval (check :attr:`can_plan`). Cancelling this coroutine
+        event last; a plan's task events carry ``task``). ``plan`` plans the goal into tasks first; ``auto``
+        runs the plan at once, else it waits for ``session.plan_approve()`` (check :attr:`can_plan`). Cancelling this coroutine
         cancels the turn, waits for its ``done`` event and re-raises.
         """
         from jupyter_agent.engine.types import TERMINAL_EVENTS
@@ -165,7 +166,7 @@ class LocalAgent:
         session.subscribe(listen, after=None)
         try:
             user = {"username": self.user, "display_name": self.user} if self.user else None
-            extra = {"plan": True, "auto": True} if plan and self.can_plan else {}
+            extra = {"plan": True, "auto": auto} if plan and self.can_plan else {}
             turn = session.submit(text, context or {}, user, model, **extra)
             turn_id = turn.id
             for event in early:
@@ -197,6 +198,11 @@ class LocalAgent:
     async def close(self) -> None:
         await self.sessions.close()
         self.store.close()
+        browser = self.services.get("browser")
+        if browser is not None:
+            await browser.close()
+        if self.local_model is not None:
+            await asyncio.to_thread(self.local_model.stop)
 
 
 def build_runtime(
@@ -216,79 +222,38 @@ def build_runtime(
     ``services`` are the tool services (``workspace``, ``notebooks``, ``cells``, ``python``, ...); a
     ``workspace`` on ``root_dir`` is added when missing. ``tools`` defaults to the built-in tools;
     ``overrides`` are ``JupyterAgent`` trait values that win over the config files (e.g. ``model``);
-    ``policy`` is merged over ``tool_policy``. Call :meth:`LocalAgent.close` when done.
+    ``policy`` is merged over ``tool_policy``. With no model configured anywhere, the embedded offline
+    model runs (as in the server) when it is installed. Call :meth:`LocalAgent.close` when done.
     """
-    from jupyter_agent.app import describe_prompt
     from jupyter_agent.collaboration.files import Workspace
-    from jupyter_agent.engine.llm import LLMClient
-    from jupyter_agent.engine.loop import SYSTEM_PROMPT, AgentLoop, Budget
-    from jupyter_agent.engine.router import ToolRouter
-    from jupyter_agent.engine.session import SessionManager, Turn
-    from jupyter_agent.engine.types import ToolCall
-    from jupyter_agent.security.redaction import redact
-    from jupyter_agent.store import Store
+    from jupyter_agent.composition import compose_engine
     from jupyter_agent.tools import builtin_tools
-    from jupyter_agent.tools.base import ToolContext
 
     settings = agent_settings(load_agent_config() if config is None else config, overrides)
     root = Path(os.path.realpath(os.path.expanduser(str(root_dir))))
-    llm = LLMClient(
-        model=settings.model,
-        options=dict(settings.model_options),
-        fallback_models=list(settings.fallback_models),
-        retries=settings.retries,
-        backoff=settings.retry_backoff,
-        request_timeout=settings.request_timeout,
-        chunk_timeout=settings.chunk_timeout,
-        vision=settings.vision,
-    )
-    store = Store(data_path(settings.db_path, "agent.db"))
-    chosen = list(builtin_tools() if tools is None else tools) + list(extra_tools)
-    router = ToolRouter(chosen, {**settings.tool_policy, **(policy or {})}, state=store)
-    if load_entry_points:
-        router.load_entry_points()
     services = dict(services or {})
     services.setdefault("workspace", Workspace(root, data_path(settings.backup_dir, "backups")))
-    user = _username()
-
-    def context_factory(turn: Turn, call: ToolCall) -> ToolContext:
-        return ToolContext(
-            session_id=turn.session.id,
-            root_dir=root,
-            user=(turn.user or {}).get("username"),
-            call_id=call.id,
-            services=services,
-            emit=lambda kind, fields: turn.emit(kind, call_id=call.id, **fields),
-        )
-
-    def audit(turn: Turn, call: ToolCall, arguments: Any, result: Any, elapsed_ms: float) -> None:
-        detail = {"arguments": arguments, "ok": result.ok, "duration_ms": round(elapsed_ms, 1)}
-        store.audit(turn.session.id, (turn.user or {}).get("username"), f"tool:{call.name}", redact(detail))
-
-    loop = AgentLoop(
-        llm,
-        router,
-        context_factory,
-        Budget(settings.max_steps, settings.turn_timeout, settings.max_turn_tokens or None),
-        system_prompt=system_prompt or SYSTEM_PROMPT,
-        audit=audit,
+    chosen = list(builtin_tools() if tools is None else tools) + list(extra_tools)
+    engine = compose_engine(
+        settings,
+        root,
+        services,
+        chosen,
+        policy=policy,
+        system_prompt=system_prompt,
+        load_entry_points=load_entry_points,
     )
-    sessions = SessionManager(store, loop, settings.approval_timeout, describe_prompt)
-    _attach_planner(sessions, loop, store, settings)
-    return LocalAgent(settings, root, llm, router, loop, sessions, store, services, user)
-
-
-def _attach_planner(sessions: SessionManager, loop: AgentLoop, store: Store, settings: Any) -> None:
-    """Plan prompts run through the scheduler, as in the server (when this build has one)."""
-    try:
-        from jupyter_agent.engine.scheduler import Scheduler
-    except ImportError:
-        return
-    sessions.planner = Scheduler(
-        loop,
-        store,
-        max_parallel_tasks=getattr(settings, "max_parallel_tasks", 3),
-        approval_timeout=settings.approval_timeout,
+    return LocalAgent(
+        settings,
+        root,
+        engine.llm,
+        engine.router,
+        engine.loop,
+        engine.sessions,
+        engine.store,
+        services,
+        _username(),
+        engine.local_model,
     )
 
 

@@ -116,3 +116,39 @@ def test_jupyter_agent_is_a_jupyter_subcommand(tmp_path, llm):
     done = subprocess.run([jupyter, "agent", "--help"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "run" in done.stdout and "sessions" in done.stdout and "kernelspec" in done.stdout
+
+
+def test_a_plan_runs_with_yes_and_never_unapproved_without_a_terminal(tmp_path, llm):
+    env = kernel_env(tmp_path, llm)
+    task = {
+        "id": "t1",
+        "title": "Add the greeting cell",
+        "description": "insert a cell printing hello into p.ipynb",
+        "depends_on": [],
+        "tools": ["notebook_insert_cell"],
+        "notebooks": ["p.ipynb"],
+        "estimate_s": 5,
+        "acceptance": "the cell exists",
+    }
+    plan = Reply(text=json.dumps({"tasks": [task]}))
+    llm.script(plan)
+    refused = agent_cli("run", "greet", "--notebook", "p.ipynb", "--plan", env=env, cwd=tmp_path)
+    assert refused.returncode == 1, refused.stderr
+    assert "○ t1: Add the greeting cell" in refused.stdout
+    assert (
+        "the plan needs approval and there is no terminal to ask on (use --yes to run it)" in refused.stdout
+    )
+    assert len(llm.requests) == 1  # planned, never run
+
+    llm.script(
+        plan,
+        Reply(
+            tool_calls=[ToolCallSpec("notebook_insert_cell", {"path": "p.ipynb", "source": "print('hello')"})]
+        ),
+        Reply(text="Inserted."),
+    )
+    done = agent_cli("run", "greet", "--notebook", "p.ipynb", "--plan", "--yes", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "✓ t1: Add the greeting cell" in done.stdout
+    nb = nbformat.read(tmp_path / "p.ipynb", as_version=4)
+    assert "print('hello')" in [c.source for c in nb.cells]

@@ -362,7 +362,7 @@ async def test_without_a_model_or_the_local_extra_health_says_so_and_a_prompt_ex
 async def test_a_configured_model_leaves_the_local_model_off(agent, agent_app):
     _, health = await agent.request("GET", "health", expect=200)
     assert health["model"] == "openai/scripted" and health["local_model"] is None
-    assert agent_app.local_server is None and agent_app.llm.local is None
+    assert agent_app.engine.local_model is None and agent_app.llm.local is None
 
 
 # -- the server's lifecycle (a stand-in llama_cpp.server, so this runs without the compiled runtime) ----
@@ -505,6 +505,36 @@ async def test_a_real_turn_on_the_embedded_model_makes_a_valid_tool_call_that_ed
         assert inserted[0]["arguments"]["source"] in [c.source for c in cells]
     _, health = await agent.request("GET", "health", expect=200)
     assert health["local_model"]["ready"], health
+
+
+@pytest.mark.timeout(900)
+async def test_magics_kernel_and_cli_fall_back_to_the_embedded_model_too(tmp_path, monkeypatch):
+    """The runtime outside the server (magics, agent kernel, CLI) runs the embedded model when nothing is
+    configured, and stops it when it closes."""
+    from jupyter_agent.runtime import build_runtime
+
+    for name in ("JUPYTER_AGENT_MODEL", "OPENAI_API_BASE", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    config = {
+        "local_model": "smollm2-135m",
+        "local_model_threads": 2,
+        "max_steps": 2,
+        "request_timeout": 300.0,
+    }
+    agent = build_runtime(tmp_path, config=config, tools=[], load_entry_points=False)
+    events: list[dict] = []
+    try:
+        assert agent.model == "local/smollm2-135m"
+        session = agent.sessions.create("offline")
+        final = await agent.run(session, "Say hello in one short sentence.", on_event=events.append)
+        assert final["type"] == "done", final
+        answers = [e for e in events if e["type"] == "message" and e.get("role") == "assistant"]
+        assert answers and answers[-1]["content"].strip(), events[-5:]
+        assert agent.local_model.status()["ready"]
+    finally:
+        await agent.close()
+    assert not agent.local_model.alive()
 
 
 async def test_a_callers_own_json_schema_answer_goes_through_as_json_object(llm: ScriptedLLM):

@@ -449,9 +449,151 @@ def test_plan_runs_the_goal_as_tasks_in_the_live_namespace(kernel, llm):
         Reply(tool_calls=[ToolCallSpec("python_run", {"code": "planned = 1"})]),
         Reply(text="planned is set"),
     )
-    done = kernel.run("%%agent --plan\nset planned")
+    done = kernel.run("%%agent --plan --yes\nset planned")
     assert done.status == "ok", done.reply["content"]
     plans = [s for s in done.shown("text/markdown") if s.startswith("**Plan**")]
     assert plans and "✓ t1: Define planned" in plans[-1]
     assert "Plan finished: 1 of 1 tasks done." in done.shown("text/markdown")[-1]
     assert kernel.value("planned") == 1
+
+
+# -- plan approval in a widget ------------------------------------------------------------------------------
+
+
+def plan_task(task_id: str, title: str, code: str, depends_on: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "id": task_id,
+        "title": title,
+        "description": f"run {code}",
+        "depends_on": depends_on or [],
+        "tools": ["python_run"],
+        "notebooks": [],
+        "estimate_s": 5,
+        "acceptance": "done",
+    }
+
+
+class Widgets:
+    """The widgets a cell opened (from its comm_open messages), and a person's clicks and edits on them."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.models: list[dict[str, Any]] = []  # {"id", "model", "state"} in the order they were opened
+
+    def until_button(self, description: str) -> Any:
+        """A ``collect`` predicate: records every widget opened, true once a button so named is open."""
+
+        def seen(msg: dict[str, Any]) -> bool:
+            content = msg["content"]
+            if msg["header"]["msg_type"] == "comm_open" and content.get("target_name") == "jupyter.widget":
+                state = content["data"]["state"]
+                self.models.append({"id": content["comm_id"], "model": state["_model_name"], "state": state})
+            return bool(self.find("ButtonModel", description=description))
+
+        return seen
+
+    def find(self, model: str, **state: Any) -> list[str]:
+        return [
+            m["id"]
+            for m in self.models
+            if m["model"] == model and all(m["state"].get(k) == v for k, v in state.items())
+        ]
+
+    def send(self, comm_id: str, data: dict[str, Any]) -> None:
+        msg = self.kernel.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+        self.kernel.kc.shell_channel.send(msg)
+
+    def set(self, comm_id: str, value: Any) -> None:
+        self.send(comm_id, {"method": "update", "state": {"value": value}, "buffer_paths": []})
+
+    def click(self, description: str) -> None:
+        (button,) = self.find("ButtonModel", description=description)
+        self.send(button, {"method": "custom", "content": {"event": "click"}})
+
+
+def start_plan(kernel: Kernel, llm: ScriptedLLM, cell: str, *tasks: dict[str, Any]) -> tuple[str, Widgets]:
+    """Start a ``%%agent --plan`` cell and wait (on messages) until its plan waits for approval."""
+    llm.script(Reply(text=json.dumps({"tasks": list(tasks)})))
+    msg_id = kernel.start(cell)
+    widgets = Widgets(kernel)
+    kernel.collect(msg_id, until=widgets.until_button("Cancel"))  # the view's last button
+    assert widgets.find("ButtonModel", description="Approve and run"), "no approval view was shown"
+    return msg_id, widgets
+
+
+def finish(kernel: Kernel, msg_id: str) -> Execution:
+    return Execution(kernel.reply(msg_id, timeout=90), kernel.collect(msg_id))
+
+
+def test_plan_waits_for_approval_and_runs_the_plan_as_edited(kernel, llm):
+    msg_id, widgets = start_plan(
+        kernel,
+        llm,
+        "%%agent --plan\nset approved",
+        plan_task("t1", "Define approved", "approved = 2"),
+        plan_task("t2", "Print approved", "print(approved)", ["t1"]),
+    )
+    assert len(llm.requests) == 1  # only the planning call: nothing runs before the approval
+    (title,) = widgets.find("TextModel", value="Define approved")
+    _keep_t1, keep_t2 = widgets.find("CheckboxModel", value=True)
+    llm.script(
+        Reply(tool_calls=[ToolCallSpec("python_run", {"code": "approved = 2"})]),
+        Reply(text="approved is set"),
+    )
+    widgets.set(title, "Define approved as two")
+    widgets.set(keep_t2, False)  # the person drops the second task
+    widgets.click("Approve and run")
+    done = finish(kernel, msg_id)
+    assert done.status == "ok", done.reply["content"]
+    plans = [s for s in done.shown("text/markdown") if s.startswith("**Plan**")]
+    assert "✓ t1: Define approved as two" in plans[-1] and "t2" not in plans[-1]
+    assert "*Plan approved.*" in done.shown("text/markdown")
+    task_prompt = json.dumps(llm.requests[1]["messages"])
+    assert "Define approved as two" in task_prompt and "Print approved" not in task_prompt
+    assert len(llm.requests) == 3
+    assert kernel.value("approved") == 2
+
+
+def test_an_invalid_edit_is_refused_in_place_and_cancel_ends_the_turn(kernel, llm):
+    msg_id, widgets = start_plan(
+        kernel, llm, "%%agent --plan\nnever", plan_task("t1", "Never run", "never = 1")
+    )
+    (deps,) = widgets.find("TextModel", placeholder="after (ids)", value="")[:1]
+    widgets.set(deps, "t9")  # a dependency on a task that does not exist
+    widgets.click("Approve and run")
+
+    def refused(msg: dict[str, Any]) -> bool:
+        data = msg["content"].get("data") or {}
+        value = (data.get("state") or {}).get("value", "")
+        return msg["header"]["msg_type"] == "comm_msg" and str(value).startswith("⚠")
+
+    shown = kernel.collect(msg_id, until=refused)
+    reason = shown[-1]["content"]["data"]["state"]["value"]
+    assert refused(shown[-1]) and "t9" in reason, reason
+    widgets.click("Cancel")
+    done = finish(kernel, msg_id)
+    assert done.status == "ok", done.reply["content"]
+    assert "*⏹ Cancelled.*" in done.shown("text/markdown")
+    assert len(llm.requests) == 1  # the plan never ran
+    assert kernel.value("'never' in globals()") is False
+
+
+def test_plan_in_a_frontend_that_cannot_ask_does_not_run(kernel, llm):
+    llm.script(Reply(text=json.dumps({"tasks": [plan_task("t1", "Never run", "never = 1")]})))
+    done = kernel.run("x = 1\n%agent --plan never")  # inside other code: blocking, no stdin here
+    assert done.status == "ok", done.reply["content"]
+    assert "cannot ask for it, so it did not run" in "".join(done.shown("text/markdown"))
+    assert len(llm.requests) == 1
+
+
+def test_the_stop_button_cancels_a_running_turn(kernel, llm):
+    llm.script(Stall(60, after_text="Let me think"))
+    msg_id = kernel.start("%%agent\nthink for a long time")
+    widgets = Widgets(kernel)
+    kernel.collect(msg_id, until=widgets.until_button("Stop"))
+    llm.wait_for_requests(1, timeout=60)  # the turn is under way: the model is streaming its answer
+    widgets.click("Stop")
+    done = finish(kernel, msg_id)
+    assert done.status == "ok", done.reply["content"]
+    assert "*⏹ Cancelled.*" in done.shown("text/markdown")
+    assert kernel.value("1 + 1") == 2

@@ -259,6 +259,7 @@ class Request:
     no_run: bool = False
     plan: bool = False
     cells: bool = False
+    yes: bool = False  # don't ask: run the plan unapproved, allow the tools that would ask
     cell_id: str | None = None  # the notebook cell that asked (from the frontend's execute request)
 
 
@@ -282,6 +283,27 @@ class TurnHandle:
         if self.session is not None:
             self.engine.call(self.session.approve, call_id, decision)
 
+    def decide_plan(self, approve: bool, edits: dict[str, Any] | None) -> None:
+        """The person's answer to a plan awaiting approval: run it (after their edits), or cancel the turn."""
+        if not approve:
+            self.cancel()
+            return
+        session, channel = self.session, self.channel
+        if session is None:
+            return
+
+        def apply() -> None:
+            from jupyter_agent.errors import AgentError
+
+            try:
+                if edits is not None:
+                    session.plan_edit(edits)
+                session.plan_approve()
+            except AgentError as err:
+                channel.put("plan_refused", err.message)
+
+        self.engine.call(apply)
+
 
 class TurnCancelled(Exception):
     """An interrupt cancelled the turn; the cell ends in error, as any interrupted cell does."""
@@ -301,6 +323,7 @@ class KernelFrontend:
         self.engine = EngineThread.get()
         self._agent: Any = None
         self._stale = False
+        self._built_for: str | None = None  # the configured model the engine was built for
         self._default_session: str | None = None
         self._server_sessions: dict[str, str] = {}  # --cells: server session per (server, session name)
 
@@ -327,7 +350,8 @@ class KernelFrontend:
 
         config = load_agent_config()
         return {
-            "model": self.effective_model() or "(none configured)",
+            "model": self.effective_model()
+            or f"(none configured: the embedded {self._local_model(config)} model, when installed)",
             "session": self.defaults["session"] or "(this kernel's own)",
             "overrides": dict(self.overrides),
             "store": str(
@@ -335,6 +359,11 @@ class KernelFrontend:
             ),
             "workdir": os.getcwd(),
         }
+
+    def _local_model(self, config: dict[str, Any]) -> str:
+        from jupyter_agent.runtime import agent_settings
+
+        return str(agent_settings(config, self.overrides).local_model)
 
     # -- running a turn (main thread) ---------------------------------------------------------------
     def run_sync(self, request: Request) -> None:
@@ -346,6 +375,7 @@ class KernelFrontend:
             self.shell,
             interactive=False,
             on_approve=lambda call_id, decision: holder[0].approve(call_id, decision) if holder else None,
+            on_plan=lambda approve, edits: holder[0].decide_plan(approve, edits) if holder else None,
         )
         handle = self._start(request, Channel(), view)
         if handle is None:
@@ -378,6 +408,7 @@ class KernelFrontend:
             interactive=True,
             on_stop=lambda: holder[0].cancel() if holder else None,
             on_approve=lambda call_id, decision: holder[0].approve(call_id, decision) if holder else None,
+            on_plan=lambda approve, edits: holder[0].decide_plan(approve, edits) if holder else None,
         )
         handle = self._start(request, channel, view)
         if handle is None:
@@ -415,15 +446,8 @@ class KernelFrontend:
         return False
 
     def _start(self, request: Request, channel: Channel, view: Any) -> TurnHandle | None:
-        from jupyter_agent.runtime import NO_MODEL
-
         if not request.text.strip():
             view.error("Nothing to do: write a request after %agent, or below %%agent.")
-            return None
-        if not request.cells and not self.effective_model(request):  # --cells: the server's model
-            view.error(
-                NO_MODEL.replace("pass a model (--model)", "use %%agent --model M or %agent_config model=M")
-            )
             return None
         handle = TurnHandle(channel, self.engine)
         if request.cells:
@@ -447,6 +471,8 @@ class KernelFrontend:
             view.handle(item[1])
         elif kind == "note":
             view.note(item[1])
+        elif kind == "plan_refused":
+            view.plan_refused(item[1])
         elif kind == "call":
             _, job, future, interrupt = item
             if handle.cancel_requested:
@@ -479,13 +505,20 @@ class KernelFrontend:
             agent = await self._ensure_agent()
             session = self._session(agent, request.session)
             handle.session = session
-            if request.no_run:
+            if request.no_run or request.yes:
                 restore = dict(agent.router.policy_overrides)
+            if request.yes:
+                for name in agent.router.names:
+                    if agent.router.policy_for(name) == "ask":
+                        agent.router.policy_overrides[name] = "allow"
+            if request.no_run:
                 agent.router.policy_overrides["python_run"] = "deny"
             if request.plan and not agent.can_plan:
                 channel.put("note", PLANNING_UNAVAILABLE)
             model = request.model or self.defaults["model"]
-            await agent.run(session, request.text, model=model, on_event=forward, plan=request.plan)
+            await agent.run(
+                session, request.text, model=model, on_event=forward, plan=request.plan, auto=request.yes
+            )
         except asyncio.CancelledError:
             final = final or {"type": "done", "reason": "cancelled"}
         except AgentError as err:
@@ -504,12 +537,19 @@ class KernelFrontend:
             channel.put("end", final or {"type": "done", "reason": "completed"})
 
     async def _ensure_agent(self) -> Any:
-        from jupyter_agent.runtime import build_runtime
+        from jupyter_agent.browser.service import BrowserService
+        from jupyter_agent.composition import browser_config
+        from jupyter_agent.runtime import build_runtime, configured_model, load_agent_config
+        from jupyter_agent.tools.browser import BROWSER_TOOLS
         from jupyter_agent.tools.files import FILE_TOOLS
         from jupyter_agent.tools.python import PYTHON_TOOLS
         from jupyter_agent.tools.shell import SHELL_TOOLS
 
-        if self._agent is not None and self._stale:
+        # The configured model may change under a built engine (a config file, JUPYTER_AGENT_MODEL set in
+        # the kernel): then the engine is built again. Conversations live in the store and carry on.
+        config = load_agent_config()
+        model = configured_model(config, self.overrides)
+        if self._agent is not None and (self._stale or model != self._built_for):
             old, self._agent = self._agent, None
             await old.close()
         if self._agent is None:
@@ -517,13 +557,15 @@ class KernelFrontend:
             self._agent = build_runtime(
                 os.getcwd(),
                 {"python": self.python},
-                tools=[*PYTHON_TOOLS, *FILE_TOOLS, *SHELL_TOOLS],
+                tools=[*PYTHON_TOOLS, *FILE_TOOLS, *SHELL_TOOLS, *BROWSER_TOOLS],
                 overrides=dict(self.overrides),
+                config=config,
                 system_prompt=KERNEL_PROMPT,
             )
-            self._agent.llm.preload()
+            self._built_for = model
+            # Chromium starts at the first browser call, then stays warm for this kernel.
+            self._agent.services["browser"] = BrowserService(browser_config(self._agent.settings))
             self._stale = False
-            self._default_session = None
             log.debug("jupyter-agent engine built in %.0f ms", (time.perf_counter() - started) * 1000)
         return self._agent
 
@@ -531,9 +573,16 @@ class KernelFrontend:
         name = name or self.defaults["session"]
         if name:
             return agent.named_session(name)
-        if self._default_session is None:
-            self._default_session = agent.sessions.create("", owner=agent.user).id
-        return agent.sessions.get(self._default_session)
+        from jupyter_agent.errors import NotFound
+
+        if self._default_session is not None:
+            try:
+                return agent.sessions.get(self._default_session)
+            except NotFound:  # a new store (db_path changed): a new conversation
+                pass
+        session = agent.sessions.create("", owner=agent.user)
+        self._default_session = session.id
+        return session
 
 
 def _run_code() -> Any:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from jupyter_agent.kernel.plan_view import Decide, PlanApproval, decide_in_text
+
 THROTTLE = 0.1  # seconds between two updates of a streaming answer
 MAX_SHOWN = 4000  # characters of a tool's output shown under the cell
 
@@ -28,10 +30,11 @@ def make_view(
     interactive: bool,
     on_stop: Callable[[], None] | None = None,
     on_approve: Approve | None = None,
+    on_plan: Decide | None = None,
 ) -> Any:
     if getattr(shell, "kernel", None) is not None:
-        return RichView(interactive and _comms_while_busy(), on_stop, on_approve)
-    return PlainView(on_approve)
+        return RichView(interactive and _comms_while_busy(), on_stop, on_approve, on_plan)
+    return PlainView(on_approve, on_plan)
 
 
 def _comms_while_busy() -> bool:
@@ -106,7 +109,11 @@ class RichView:
     """Display outputs in a Jupyter frontend."""
 
     def __init__(
-        self, interactive: bool, on_stop: Callable[[], None] | None, on_approve: Approve | None
+        self,
+        interactive: bool,
+        on_stop: Callable[[], None] | None,
+        on_approve: Approve | None,
+        on_plan: Decide | None = None,
     ) -> None:
         from IPython.display import display
 
@@ -114,6 +121,9 @@ class RichView:
         self.interactive = interactive
         self.on_stop = on_stop
         self.on_approve = on_approve
+        self.on_plan = on_plan
+        self._plan_approval: PlanApproval | None = None
+        self._plan_asked = False
         self._text = ""
         self._text_handle: Any = None
         self._dirty = False
@@ -151,6 +161,8 @@ class RichView:
             self._controls = None
         for call_id in list(self._approvals):
             self._close_approval(call_id, "")
+        if self._plan_approval is not None:
+            self._plan_approval.close("")
 
     def next_flush_in(self) -> float | None:
         if not self._dirty:
@@ -219,6 +231,35 @@ class RichView:
             self._plan_handle = self._display(bundle, raw=True, display_id=True)
         else:
             self._plan_handle.update(bundle, raw=True)
+        if event["type"] == "plan":
+            self._plan_approval_for(event)
+
+    def _plan_approval_for(self, plan: dict[str, Any]) -> None:
+        """Ask for the plan's approval while it waits for it; close the question once it has moved on."""
+        waiting = plan.get("status") == "awaiting_approval"
+        if not waiting:
+            if self._plan_approval is not None:
+                running = plan.get("status") in ("running", "paused", "done")
+                self._plan_approval.close("Plan approved." if running else f"Plan {plan.get('status')}.")
+                self._plan_approval = None
+            return
+        if self.on_plan is None:
+            return
+        widgets = _widgets() if self.interactive else None
+        if widgets is not None:
+            if self._plan_approval is None:
+                self._plan_approval = PlanApproval(widgets, self._display, self.on_plan)
+            self._plan_approval.show(plan, list(self._plan.tasks.values()))
+            return
+        if not self._plan_asked:
+            self._plan_asked = True
+            decide_in_text(self.on_plan, self.note)
+
+    def plan_refused(self, reason: str) -> None:
+        if self._plan_approval is not None:
+            self._plan_approval.refused(reason)
+        else:
+            self.error(reason)
 
     def _markdown(self) -> dict[str, str]:
         return {"text/markdown": self._text, "text/plain": self._text}
@@ -312,8 +353,10 @@ class RichView:
 class PlainView:
     """Text printed as it comes (terminal IPython and other frontends without rich display)."""
 
-    def __init__(self, on_approve: Approve | None) -> None:
+    def __init__(self, on_approve: Approve | None, on_plan: Decide | None = None) -> None:
         self.on_approve = on_approve
+        self.on_plan = on_plan
+        self._plan_asked = False
         self._in_text = False
         self._ended = False
         self._plan = PlanTracker()
@@ -345,6 +388,10 @@ class PlainView:
                     self._plan_shown = True
                 elif kind == "task_update" and event.get("state") not in ("pending", "ready"):
                     print(f"  {task_line(self._plan.tasks[event['id']])}", flush=True)
+            if kind == "plan" and event.get("status") == "awaiting_approval" and not self._plan_asked:
+                self._plan_asked = True
+                if self.on_plan is not None:
+                    decide_in_text(self.on_plan, self.note)
         elif event.get("task") and kind in ("token", "thinking", "message", "usage"):
             return
         elif kind == "token":
@@ -393,6 +440,9 @@ class PlainView:
     def error(self, text: str) -> None:
         self._newline()
         print(f"Agent error: {text}", file=sys.stderr, flush=True)
+
+    def plan_refused(self, reason: str) -> None:
+        self.error(reason)
 
 
 def _widgets() -> Any:
