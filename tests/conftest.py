@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -10,6 +11,7 @@ import pytest
 
 from jupyter_agent.testing.scripted_llm import ScriptedLLM
 from tests.clients import AgentClient, open_agent
+from tests.engine_kit import EngineKit
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -35,6 +37,14 @@ def llm(scripted_llm_server: ScriptedLLM):
     scripted_llm_server.reset()
     yield scripted_llm_server
     scripted_llm_server.reset()
+
+
+@pytest.fixture
+def engines(llm: ScriptedLLM, tmp_path, jp_asyncio_loop) -> Iterator[EngineKit]:
+    """Session managers on the scripted model without a server; each one it built is closed after the test."""
+    kit = EngineKit(llm, tmp_path)
+    yield kit
+    jp_asyncio_loop.run_until_complete(kit.close())
 
 
 @pytest.fixture

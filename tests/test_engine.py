@@ -7,124 +7,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from jupyter_agent.engine.history import for_model
-from jupyter_agent.engine.llm import LLMClient, preload_litellm
-from jupyter_agent.engine.loop import AgentLoop, Budget
+from jupyter_agent.engine.loop import Budget
 from jupyter_agent.engine.router import ToolRouter
-from jupyter_agent.engine.session import Session, SessionManager, Turn
 from jupyter_agent.engine.types import TERMINAL_EVENTS, ToolCall
 from jupyter_agent.security.redaction import MASK, redact, redact_text
 from jupyter_agent.store import Store
-from jupyter_agent.testing.scripted_llm import Fail, Malformed, Reply, ScriptedLLM, Stall, ToolCallSpec
+from jupyter_agent.testing.scripted_llm import Fail, Malformed, Reply, Stall, ToolCallSpec
 from jupyter_agent.tools.base import Tool, ToolContext, object_schema, tool
-
-WAIT = 10.0  # seconds any single expected event may take before the test fails
-
+from tests.engine_kit import WAIT, Engine, EngineKit
 
 # -- harness ----------------------------------------------------------------------------------------------
 
 
-class Watch:
-    """Everything one subscriber of a session receives, with a way to wait for a particular event."""
-
-    def __init__(self, session: Session) -> None:
-        self.events: list[dict[str, Any]] = []
-        self._waiters: list[tuple[Callable[[dict[str, Any]], bool], asyncio.Event]] = []
-        session.subscribe(self._receive, after=None)
-
-    def _receive(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-        for predicate, arrived in self._waiters:
-            if predicate(event):
-                arrived.set()
-
-    async def until(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = WAIT
-    ) -> dict[str, Any]:
-        """The first event (already received or still to come) that matches."""
-        arrived = asyncio.Event()
-        waiter = (predicate, arrived)
-        self._waiters.append(waiter)
-        try:
-            if not any(predicate(e) for e in self.events):
-                await asyncio.wait_for(arrived.wait(), timeout)
-        finally:
-            self._waiters.remove(waiter)
-        return next(e for e in self.events if predicate(e))
-
-    async def end_of(self, turn: Turn) -> dict[str, Any]:
-        return await self.until(lambda e: e["type"] in TERMINAL_EVENTS and e.get("turn") == turn.id)
-
-    def of(self, turn: Turn, *types: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("turn") == turn.id and (not types or e["type"] in types)]
-
-
-@dataclass
-class Engine:
-    sessions: SessionManager
-    router: ToolRouter
-    store: Store
-
-    def open(self) -> tuple[Session, Watch]:
-        session = self.sessions.create()
-        return session, Watch(session)
-
-    async def ask(self, session: Session, watch: Watch, text: str) -> list[dict[str, Any]]:
-        """Send a prompt and return the events of its turn, up to its terminal event."""
-        turn = session.submit(text)
-        await watch.end_of(turn)
-        return watch.of(turn)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def litellm_loaded() -> None:
-    """Import litellm before the first test: its import time then counts against no test's wait, and it
-    does not run in a background thread while tests start and end (pytest resets the warning filters at
-    each test boundary, which races with the ``ignore`` filter ``requests`` installs while it imports)."""
-    preload_litellm().result(timeout=120)
-
-
 @pytest.fixture
-def make_engine(llm: ScriptedLLM, tmp_path: Path, jp_asyncio_loop) -> Iterator[Callable[..., Engine]]:
+def make_engine(engines: EngineKit) -> Callable[..., Engine]:
     """Builds engines talking to the scripted model; every one is closed after the test."""
-    built: list[SessionManager] = []
-
-    def context_factory(turn: Turn, call: ToolCall) -> ToolContext:
-        return ToolContext(session_id=turn.session.id, root_dir=tmp_path, call_id=call.id)
-
-    def build(
-        *tools: Tool,
-        budget: Budget | None = None,
-        approval_timeout: float = WAIT,
-        policy: dict[str, str] | None = None,
-        store: Store | None = None,
-        **client_options: Any,
-    ) -> Engine:
-        settings: dict[str, Any] = {
-            "backoff": 0.01,
-            "request_timeout": 5,
-            "chunk_timeout": 2,
-            **client_options,
-        }
-        client = LLMClient(
-            model="openai/scripted", options={"api_base": llm.base_url, "api_key": "sk-test"}, **settings
-        )
-        router = ToolRouter(tools, policy)
-        store = store or Store(":memory:")
-        manager = SessionManager(store, AgentLoop(client, router, context_factory, budget), approval_timeout)
-        built.append(manager)
-        return Engine(manager, router, store)
-
-    yield build
-    for manager in built:
-        jp_asyncio_loop.run_until_complete(manager.close())
+    return engines.engine
 
 
 def echo_tool(ran: list[str]) -> Tool:

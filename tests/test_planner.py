@@ -13,15 +13,13 @@ import re
 import shutil
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from jupyter_agent.engine.llm import LLMClient, preload_litellm
-from jupyter_agent.engine.loop import AgentLoop
+from jupyter_agent.engine.llm import LLMClient
 from jupyter_agent.engine.planner import (
     RESPONSE_FORMAT,
     EstimateBook,
@@ -34,15 +32,13 @@ from jupyter_agent.engine.planner import (
 )
 from jupyter_agent.engine.router import ToolRouter
 from jupyter_agent.engine.scheduler import Scheduler
-from jupyter_agent.engine.session import Session, SessionManager, Turn
-from jupyter_agent.engine.types import TERMINAL_EVENTS, ToolCall
+from jupyter_agent.engine.session import Session, Turn
+from jupyter_agent.engine.types import TERMINAL_EVENTS
 from jupyter_agent.errors import BadRequest, Conflict, NotFound
 from jupyter_agent.store import Store
 from jupyter_agent.testing.scripted_llm import Reply, ScriptedLLM, ToolCallSpec
 from jupyter_agent.tools.base import Tool, ToolContext, object_schema, tool
-
-WAIT = 10.0  # seconds any single expected event may take before the test fails
-
+from tests.engine_kit import WAIT, Engine, EngineKit, Watch
 
 # -- the scripted model -----------------------------------------------------------------------------------
 
@@ -124,35 +120,8 @@ class PlanModel:
 # -- the engine ---------------------------------------------------------------------------------------------
 
 
-class Watch:
-    """Everything one subscriber of a session receives, with a way to wait for a particular event."""
-
-    def __init__(self, session: Session) -> None:
-        self.events: list[dict[str, Any]] = []
-        self._waiters: list[tuple[Callable[[dict[str, Any]], bool], asyncio.Event]] = []
-        session.subscribe(self._receive, after=None)
-
-    def _receive(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-        for predicate, arrived in self._waiters:
-            if predicate(event):
-                arrived.set()
-
-    async def until(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = WAIT
-    ) -> dict[str, Any]:
-        arrived = asyncio.Event()
-        waiter = (predicate, arrived)
-        self._waiters.append(waiter)
-        try:
-            if not any(predicate(e) for e in self.events):
-                await asyncio.wait_for(arrived.wait(), timeout)
-        finally:
-            self._waiters.remove(waiter)
-        return next(e for e in self.events if predicate(e))
-
-    async def end_of(self, turn: Turn) -> dict[str, Any]:
-        return await self.until(lambda e: e["type"] in TERMINAL_EVENTS and e.get("turn") == turn.id)
+class PlanWatch(Watch):
+    """A :class:`Watch` that also waits for plan and task updates."""
 
     async def task(self, task_id: str, state: str, attempt: int | None = None) -> dict[str, Any]:
         return await self.until(
@@ -187,54 +156,26 @@ class Watch:
         return [e for e in self.events if e["type"] == "plan"][-1]
 
 
-@dataclass
-class Engine:
-    sessions: SessionManager
-    scheduler: Scheduler
-    store: Store
-
-    def open(self) -> tuple[Session, Watch]:
-        session = self.sessions.create()
-        return session, Watch(session)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def litellm_loaded() -> None:
-    preload_litellm().result(timeout=120)
-
-
 @pytest.fixture
 def model(llm: ScriptedLLM) -> PlanModel:
     return PlanModel(llm)
 
 
 @pytest.fixture
-def make_engine(llm: ScriptedLLM, tmp_path: Path, jp_asyncio_loop) -> Iterator[Callable[..., Engine]]:
-    built: list[SessionManager] = []
-
-    def context_factory(turn: Turn, call: ToolCall) -> ToolContext:
-        return ToolContext(session_id=turn.session.id, root_dir=tmp_path, call_id=call.id)
+def make_engine(engines: EngineKit) -> Callable[..., Engine]:
+    """Builds engines with a planner, talking to the scripted model; every one is closed after the test."""
 
     def build(
         *tools: Tool, store: Store | None = None, approval_timeout: float = WAIT, **options: Any
     ) -> Engine:
-        client = LLMClient(
-            model="openai/scripted",
-            options={"api_base": llm.base_url, "api_key": "sk-test"},
-            backoff=0.01,
-            request_timeout=5,
-            chunk_timeout=2,
+        engine = engines.engine(*tools, store=store, approval_timeout=approval_timeout, watch_type=PlanWatch)
+        manager = engine.sessions
+        manager.planner = Scheduler(
+            manager.runner, manager.store, approval_timeout=approval_timeout, **options
         )
-        store = store or Store(":memory:")
-        loop = AgentLoop(client, ToolRouter(tools), context_factory)
-        manager = SessionManager(store, loop, approval_timeout)
-        manager.planner = Scheduler(loop, store, approval_timeout=approval_timeout, **options)
-        built.append(manager)
-        return Engine(manager, manager.planner, store)
+        return engine
 
-    yield build
-    for manager in built:
-        jp_asyncio_loop.run_until_complete(manager.close())
+    return build
 
 
 def gate_tool(gates: dict[str, asyncio.Event], log: list[tuple[str, str]]) -> Tool:
@@ -267,7 +208,7 @@ def meet_tool(signals: dict[str, asyncio.Event]) -> Tool:
     return meet
 
 
-async def run_plan(session: Session, watch: Watch, goal: str = "Do the thing", **kw: Any) -> Turn:
+async def run_plan(session: Session, watch: PlanWatch, goal: str = "Do the thing", **kw: Any) -> Turn:
     turn = session.submit(goal, plan=True, **{"auto": True, **kw})
     await watch.end_of(turn)
     return turn
@@ -669,7 +610,7 @@ async def test_a_plan_cut_off_by_a_restart_is_interrupted_and_resumes_unfinished
             shutil.copy(f"{path}{suffix}", f"{copy}{suffix}")
     second = make_engine(gate_tool(gates, []), store=Store(copy))
     restored = second.sessions.get(session.id)
-    watch = Watch(restored)
+    watch = PlanWatch(restored)
 
     plan = restored.plan()
     assert plan["status"] == "interrupted"
@@ -709,7 +650,7 @@ async def test_a_plan_stopped_by_a_server_shutdown_is_interrupted_and_resumes_on
     second = make_engine(gate_tool(gates, []), store=Store(path))
     restored = second.sessions.get(session.id)
     assert {t["id"]: t["state"] for t in restored.plan()["tasks"]} == {"a": "pending", "b": "pending"}
-    watch = Watch(restored)
+    watch = PlanWatch(restored)
     gates.setdefault("shutdown", asyncio.Event()).set()
     restored.task_control("resume")
     end = await watch.until(lambda e: e["type"] in TERMINAL_EVENTS)
@@ -740,7 +681,7 @@ async def test_estimates_learn_from_measured_durations(make_engine, model: PlanM
     model.plans.append(plan_reply(spec("a", tools=("file_read",), estimate=500.0)))
     await run_plan(session, watch)
     measured = watch.last_plan()["tasks"][0]["actual_s"]
-    assert engine.scheduler.book.means["file_read"][1] == pytest.approx(measured)
+    assert engine.sessions.planner.book.means["file_read"][1] == pytest.approx(measured)
 
     model.plans.append(plan_reply(spec("b", tools=("file_read",), estimate=None)))
     await run_plan(session, watch)

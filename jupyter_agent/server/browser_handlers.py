@@ -27,20 +27,15 @@ A bad or refused frame gets ``{"type": "error", "code", "message"}``; the connec
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from jupyter_core.utils import ensure_async
-from jupyter_server.auth.decorator import authorized, ws_authenticated
-from jupyter_server.base.handlers import JupyterHandler
-from jupyter_server.base.websocket import WebSocketMixin
-from jupyter_server.extension.handler import ExtensionHandlerMixin
+from jupyter_server.auth.decorator import authorized
 from tornado import web
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from jupyter_agent.browser.service import BrowserUnavailable
-from jupyter_agent.errors import AgentError, BadRequest
-from jupyter_agent.server.handlers import AUTH_RESOURCE, AgentHandler, user_info
+from jupyter_agent.errors import BadRequest
+from jupyter_agent.server.handlers import AgentHandler, user_info
+from jupyter_agent.server.ws_base import AgentWebSocket
 
 MAX_INPUT_BYTES = 64 * 1024
 
@@ -55,8 +50,9 @@ class BrowserStateHandler(AgentHandler):
         self.reply(state)
 
 
-class BrowserWebSocket(WebSocketMixin, WebSocketHandler, ExtensionHandlerMixin, JupyterHandler):
-    auth_resource = AUTH_RESOURCE
+class BrowserWebSocket(AgentWebSocket):
+    actions = frozenset({"input", "control"})
+    read_only_message = "you may watch this browser but not control it"
 
     session_id: str | None = None
     _closed = False
@@ -67,27 +63,16 @@ class BrowserWebSocket(WebSocketMixin, WebSocketHandler, ExtensionHandlerMixin, 
     def live(self) -> Any:
         return self.extensionapp.browser.live
 
-    async def _authorized(self, action: str) -> bool:
-        return bool(
-            await ensure_async(self.authorizer.is_authorized(self, self.current_user, action, AUTH_RESOURCE))
-        )
-
-    @ws_authenticated
-    async def get(self, session_id: str) -> None:
-        if not await self._authorized("read"):
-            raise web.HTTPError(403)
-        try:
-            self.extensionapp.service.sessions.get(session_id)
-        except AgentError as err:
-            raise web.HTTPError(err.status, err.message) from None
-        await super().get(session_id)
+    @property
+    def max_input_bytes(self) -> int:
+        return MAX_INPUT_BYTES
 
     async def open(self, session_id: str) -> None:  # type: ignore[override]
         super().open(session_id)
         state = await self.live.state(session_id)
         if self._closed:  # gone while we asked
             return
-        self._send(state)
+        self.send_frame(state)
         self.session_id = session_id
         self.live.subscribe(session_id, self._on_live)
 
@@ -100,16 +85,15 @@ class BrowserWebSocket(WebSocketMixin, WebSocketHandler, ExtensionHandlerMixin, 
 
     def _on_live(self, message: dict[str, Any]) -> None:
         if message["type"] != "frame":
-            self._send({**message, "in_control": self.live.holds_control(self.session_id, self)})
+            self.send_frame({**message, "in_control": self.live.holds_control(self.session_id, self)})
         elif self._frame_in_flight:
             self._next_frame = message  # newest wins: a slow reader skips frames instead of queueing them
         else:
             self._write_frame(message)
 
     def _write_frame(self, frame: dict[str, Any]) -> None:
-        try:
-            written = self.write_message(json.dumps(frame))
-        except WebSocketClosedError:
+        written = self.send_frame(frame)
+        if written is None:
             return
         self._frame_in_flight = True
         written.add_done_callback(self._frame_written)
@@ -120,40 +104,12 @@ class BrowserWebSocket(WebSocketMixin, WebSocketHandler, ExtensionHandlerMixin, 
             frame, self._next_frame = self._next_frame, None
             self._write_frame(frame)
 
-    def _send(self, frame: dict[str, Any]) -> None:
-        try:
-            self.write_message(json.dumps(frame))
-        except WebSocketClosedError:
-            pass
+    def error_frame(self, err: Exception) -> dict[str, Any] | None:
+        if isinstance(err, BrowserUnavailable):
+            return {"type": "error", "code": err.code, "message": str(err)}
+        return super().error_frame(err)
 
-    async def on_message(self, message: str | bytes) -> None:
-        try:
-            await self._handle(message)
-        except AgentError as err:
-            self._send({"type": "error", "code": err.code, "message": err.message})
-        except BrowserUnavailable as err:
-            self._send({"type": "error", "code": err.code, "message": str(err)})
-        except Exception as err:
-            self.log.exception("Agent browser WebSocket message failed")
-            self._send({"type": "error", "code": "internal_error", "message": f"{type(err).__name__}: {err}"})
-
-    async def _handle(self, message: str | bytes) -> None:
-        if len(message) > MAX_INPUT_BYTES:
-            raise BadRequest(f"a message may have at most {MAX_INPUT_BYTES} bytes", code="message_too_large")
-        try:
-            frame = json.loads(message)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BadRequest("the message is not valid JSON", code="bad_message") from None
-        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            raise BadRequest('a message must be a JSON object with a "type"', code="bad_message")
-        kind = frame["type"]
-        if kind == "ping":
-            self._send({"type": "pong", "id": frame.get("id")})
-            return
-        if kind not in ("input", "control"):
-            raise BadRequest(f"unknown message type {kind!r}", code="bad_message")
-        if not await self._authorized("write"):
-            raise AgentError("you may watch this browser but not control it", code="forbidden")
+    async def act(self, kind: str, frame: dict[str, Any]) -> None:
         if kind == "control":
             take = frame.get("take")
             if not isinstance(take, bool):
@@ -169,4 +125,4 @@ class BrowserWebSocket(WebSocketMixin, WebSocketHandler, ExtensionHandlerMixin, 
         await self.live.handle_input(self.session_id, self, frame)
 
     def _audit(self, action: str, details: dict[str, Any]) -> None:
-        self.extensionapp.service.audit(self.session_id, user_info(self), action, details)
+        self.agent.audit(self.session_id, user_info(self), action, details)

@@ -14,7 +14,8 @@ import {
   PongFrame,
   TransientErrorFrame
 } from './protocol';
-import { backoffDelay, EventSequencer } from './sequencer';
+import { EventSequencer } from './sequencer';
+import { ReconnectingSocket } from './socket';
 
 export type ConnectionState = 'connected' | 'reconnecting' | 'disconnected';
 
@@ -28,7 +29,13 @@ export class SessionConnection implements IDisposable {
   constructor(readonly sessionId: string, private readonly _api: AgentApi, after = 0) {
     this._sequencer = new EventSequencer(after);
     window.addEventListener('online', this._onOnline);
-    this._open();
+    this._socket = new ReconnectingSocket({
+      url: () => this._api.socketUrl(this.sessionId, this.lastSeq),
+      WebSocket: this._api.settings.WebSocket
+    });
+    this._socket.opened.connect(this._onOpen, this);
+    this._socket.received.connect((_, frame) => this._onFrame(frame));
+    this._socket.dropped.connect(this._onDrop, this);
   }
 
   get state(): ConnectionState {
@@ -62,18 +69,13 @@ export class SessionConnection implements IDisposable {
 
   /** Send a frame; false when the socket is not open (nothing is queued). */
   send(frame: ClientFrame): boolean {
-    if (!this._ws || this._ws.readyState !== WebSocket.OPEN) {
-      return false;
-    }
-    this._ws.send(JSON.stringify(frame));
-    return true;
+    return this._socket.send(frame);
   }
 
   /** Drop the current socket and connect again now, keeping the position in the log. */
   reconnect(): void {
-    this._closeSocket();
-    this._attempts = 0;
-    this._open();
+    this._stopPing();
+    this._socket.reconnect();
   }
 
   dispose(): void {
@@ -82,56 +84,20 @@ export class SessionConnection implements IDisposable {
     }
     this._disposed = true;
     window.removeEventListener('online', this._onOnline);
-    this._closeSocket();
+    this._stopPing();
+    this._socket.dispose();
     this._setState('disconnected');
     Signal.clearData(this);
   }
 
-  private _open(): void {
-    if (this._disposed) {
-      return;
-    }
-    const ws = new this._api.settings.WebSocket(this._api.socketUrl(this.sessionId, this.lastSeq));
-    this._ws = ws;
-    ws.onopen = () => {
-      this._attempts = 0;
-      this._setState('connected');
-      this._startPing();
-    };
-    ws.onmessage = msg => this._onFrame(msg.data);
-    ws.onclose = () => {
-      if (this._ws === ws) {
-        this._ws = null;
-        this._scheduleReconnect();
-      }
-    };
+  private _onOpen(): void {
+    this._setState('connected');
+    this._startPing();
   }
 
-  private _closeSocket(): void {
+  private _onDrop(_: ReconnectingSocket, failed: number): void {
     this._stopPing();
-    if (this._reconnectTimer !== null) {
-      clearTimeout(this._reconnectTimer);
-      this._reconnectTimer = null;
-    }
-    const ws = this._ws;
-    this._ws = null;
-    if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = null;
-      ws.close();
-    }
-  }
-
-  private _scheduleReconnect(): void {
-    this._stopPing();
-    if (this._disposed || this._reconnectTimer !== null) {
-      return;
-    }
-    this._setState(this._attempts < ATTEMPTS_BEFORE_OFFLINE ? 'reconnecting' : 'disconnected');
-    const delay = backoffDelay(this._attempts++);
-    this._reconnectTimer = window.setTimeout(() => {
-      this._reconnectTimer = null;
-      this._open();
-    }, delay);
+    this._setState(failed < ATTEMPTS_BEFORE_OFFLINE ? 'reconnecting' : 'disconnected');
   }
 
   private _onOnline = (): void => {
@@ -140,13 +106,7 @@ export class SessionConnection implements IDisposable {
     }
   };
 
-  private _onFrame(raw: unknown): void {
-    let frame: unknown;
-    try {
-      frame = JSON.parse(String(raw));
-    } catch {
-      return; // not ours to interpret
-    }
+  private _onFrame(frame: unknown): void {
     if (isLoggedEvent(frame)) {
       this._accept([frame]);
       return;
@@ -200,9 +160,8 @@ export class SessionConnection implements IDisposable {
     this._ping(); // a first measurement right away
     this._pingTimer = window.setInterval(() => {
       if (this._pings.size >= MAX_MISSED_PONGS) {
-        this._pings.clear();
-        this._closeSocket();
-        this._scheduleReconnect();
+        this._stopPing();
+        this._socket.drop();
         return;
       }
       this._ping();
@@ -246,12 +205,10 @@ export class SessionConnection implements IDisposable {
   }
 
   private _sequencer: EventSequencer;
-  private _ws: WebSocket | null = null;
+  private _socket: ReconnectingSocket;
   /** 'reconnecting' also covers the very first connection attempt. */
   private _state: ConnectionState = 'reconnecting';
   private _latency: number | null = null;
-  private _attempts = 0;
-  private _reconnectTimer: number | null = null;
   private _pingTimer: number | null = null;
   private _pingId = 0;
   private _pings = new Map<number, number>();

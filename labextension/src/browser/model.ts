@@ -4,12 +4,11 @@
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
-import { IDisposable } from '@lumino/disposable';
-import { ISignal, Signal } from '@lumino/signaling';
 
 import { API_ROOT } from '../api';
+import { SessionPanelModel } from '../panelModel';
 import { UserInfo } from '../protocol';
-import { backoffDelay } from '../sequencer';
+import { ReconnectingSocket } from '../socket';
 import { BrowserClientFrame, BrowserInput, BrowserServerFrame } from './protocol';
 
 export type BrowserConnection = 'idle' | 'connecting' | 'connected' | 'reconnecting';
@@ -47,30 +46,9 @@ const EMPTY: Omit<BrowserViewState, 'sessionId' | 'connection'> = {
   error: null
 };
 
-export class BrowserViewModel implements IDisposable {
-  constructor(private readonly _settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {}
-
-  get state(): BrowserViewState {
-    return this._state;
-  }
-  get changed(): ISignal<this, void> {
-    return this._changed;
-  }
-  get isDisposed(): boolean {
-    return this._disposed;
-  }
-
-  /** Watch another session (null: none). Leaving a session hands back control of its browser. */
-  setSession(sessionId: string | null): void {
-    if (sessionId === this._state.sessionId || this._disposed) {
-      return;
-    }
-    this._closeSocket();
-    this._attempts = 0;
-    this._update({ ...EMPTY, sessionId, connection: sessionId ? 'connecting' : 'idle' });
-    if (sessionId) {
-      this._open(sessionId);
-    }
+export class BrowserViewModel extends SessionPanelModel<BrowserViewState> {
+  constructor(private readonly _settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {
+    super({ ...EMPTY, sessionId: null, connection: 'idle' });
   }
 
   takeControl(): boolean {
@@ -101,25 +79,24 @@ export class BrowserViewModel implements IDisposable {
     }
   }
 
-  dismissError(): void {
-    this._update({ error: null });
+  /** Watch another session (null: none). Leaving a session hands back control of its browser. */
+  protected follow(sessionId: string | null): void {
+    this._closeSocket();
+    this.update({ ...EMPTY, sessionId, connection: sessionId ? 'connecting' : 'idle' });
+    if (sessionId) {
+      this._open(sessionId);
+    }
   }
 
-  dispose(): void {
-    if (this._disposed) {
-      return;
-    }
-    this._disposed = true;
+  protected onDispose(): void {
     this._closeSocket();
-    Signal.clearData(this);
   }
 
   private _send(frame: BrowserClientFrame): boolean {
-    if (!this._ws || this._ws.readyState !== WebSocket.OPEN) {
-      this._update({ error: 'Not connected to the browser view; try again in a moment.' });
+    if (!this._socket?.send(frame)) {
+      this.update({ error: 'Not connected to the browser view; try again in a moment.' });
       return false;
     }
-    this._ws.send(JSON.stringify(frame));
     return true;
   }
 
@@ -134,39 +111,18 @@ export class BrowserViewModel implements IDisposable {
   }
 
   private _open(sessionId: string): void {
-    const ws = new this._settings.WebSocket(this._socketUrl(sessionId));
-    this._ws = ws;
-    ws.onopen = () => {
-      this._attempts = 0;
-      this._update({ connection: 'connected' });
-    };
-    ws.onmessage = msg => this._onFrame(msg.data);
-    ws.onclose = () => {
-      if (this._ws !== ws) {
-        return;
-      }
-      this._ws = null;
-      // Control ends with the connection (the server hands it back).
-      this._update({ connection: 'reconnecting', inControl: false });
-      this._timer = window.setTimeout(() => {
-        this._timer = null;
-        if (this._state.sessionId === sessionId && !this._disposed) {
-          this._open(sessionId);
-        }
-      }, backoffDelay(this._attempts++));
-    };
+    const socket = new ReconnectingSocket({ url: () => this._socketUrl(sessionId), WebSocket: this._settings.WebSocket });
+    socket.opened.connect(() => this.update({ connection: 'connected' }));
+    socket.received.connect((_, frame) => this._onFrame(frame as BrowserServerFrame));
+    // Control ends with the connection (the server hands it back).
+    socket.dropped.connect(() => this.update({ connection: 'reconnecting', inControl: false }));
+    this._socket = socket;
   }
 
-  private _onFrame(raw: unknown): void {
-    let frame: BrowserServerFrame;
-    try {
-      frame = JSON.parse(String(raw)) as BrowserServerFrame;
-    } catch {
-      return;
-    }
+  private _onFrame(frame: BrowserServerFrame): void {
     switch (frame.type) {
       case 'frame':
-        this._update({
+        this.update({
           frame: { src: `data:image/jpeg;base64,${frame.data}`, width: frame.width, height: frame.height, seq: frame.seq },
           url: frame.url,
           title: frame.title,
@@ -174,45 +130,27 @@ export class BrowserViewModel implements IDisposable {
         });
         break;
       case 'state':
-        this._update({
+        this.update({
           active: frame.active,
           url: frame.url,
           title: frame.title,
           controlledBy: frame.controlled_by,
           inControl: frame.in_control,
           agentWaiting: frame.agent_waiting,
-          frame: frame.active ? this._state.frame : null
+          frame: frame.active ? this.state.frame : null
         });
         break;
       case 'error':
-        this._update({ error: frame.message });
+        this.update({ error: frame.message });
         break;
     }
   }
 
   private _closeSocket(): void {
-    if (this._timer !== null) {
-      clearTimeout(this._timer);
-      this._timer = null;
-    }
-    const ws = this._ws;
-    this._ws = null;
-    if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = null;
-      ws.close();
-    }
+    this._socket?.dispose();
+    this._socket = null;
   }
 
-  private _update(change: Partial<BrowserViewState>): void {
-    this._state = { ...this._state, ...change };
-    this._changed.emit();
-  }
-
-  private _state: BrowserViewState = { ...EMPTY, sessionId: null, connection: 'idle' };
-  private _ws: WebSocket | null = null;
-  private _timer: number | null = null;
-  private _attempts = 0;
+  private _socket: ReconnectingSocket | null = null;
   private _wheel: { dx: number; dy: number; x?: number; y?: number } | null = null;
-  private _disposed = false;
-  private _changed = new Signal<this, void>(this);
 }

@@ -4,12 +4,10 @@
  * events the client already receives on that session's socket; controls go out on the same socket.
  * No React.
  */
-import { IDisposable } from '@lumino/disposable';
-import { ISignal, Signal } from '@lumino/signaling';
-
 import { AgentApiError } from '../api';
 import { IAgentClient, ISessionError, ISessionEvents } from '../client';
 import { ConversationState } from '../conversation';
+import { SessionPanelModel } from '../panelModel';
 import { ClientFrame } from '../protocol';
 import { applyPlanEvents, transcriptOf } from './planState';
 import { PlanEditBody, PlannerEvent, PlanSnapshot, TaskAction } from './protocol';
@@ -31,34 +29,11 @@ const EVENTS_PAGE = 5000;
 
 const EMPTY: PlannerState = { sessionId: null, plan: null, loading: false, error: null, taskEvents: [] };
 
-export class PlannerModel implements IDisposable {
+export class PlannerModel extends SessionPanelModel<PlannerState> {
   constructor(private readonly _client: IAgentClient) {
+    super(EMPTY);
     _client.events.connect(this._onEvents, this);
     _client.errors.connect(this._onError, this);
-  }
-
-  get state(): PlannerState {
-    return this._state;
-  }
-  get changed(): ISignal<this, void> {
-    return this._changed;
-  }
-  get isDisposed(): boolean {
-    return this._disposed;
-  }
-
-  /** Follow another session (null: none). */
-  setSession(sessionId: string | null): void {
-    if (sessionId === this._state.sessionId || this._disposed) {
-      return;
-    }
-    this._load++;
-    this._buffer = [];
-    this._transcripts.clear();
-    this._update({ ...EMPTY, sessionId, loading: sessionId !== null });
-    if (sessionId) {
-      void this._fetch(sessionId, this._load);
-    }
   }
 
   approve(): boolean {
@@ -74,13 +49,9 @@ export class PlannerModel implements IDisposable {
     return this._send({ type: 'task_control', action, ...(taskId ? { task_id: taskId } : {}) });
   }
 
-  dismissError(): void {
-    this._update({ error: null });
-  }
-
   /** A task's transcript, folded like the chat's conversation (cached until more events arrive). */
   transcript(taskId: string): ConversationState {
-    const events = this._state.taskEvents;
+    const events = this.state.taskEvents;
     const cached = this._transcripts.get(taskId);
     if (cached && cached.events === events) {
       return cached.state;
@@ -90,12 +61,18 @@ export class PlannerModel implements IDisposable {
     return state;
   }
 
-  dispose(): void {
-    if (!this._disposed) {
-      this._disposed = true;
-      this._load++;
-      Signal.clearData(this);
+  protected follow(sessionId: string | null): void {
+    this._load++;
+    this._buffer = [];
+    this._transcripts.clear();
+    this.update({ ...EMPTY, sessionId, loading: sessionId !== null });
+    if (sessionId) {
+      void this._fetch(sessionId, this._load);
     }
+  }
+
+  protected onDispose(): void {
+    this._load++;
   }
 
   private async _fetch(sessionId: string, load: number): Promise<void> {
@@ -116,7 +93,7 @@ export class PlannerModel implements IDisposable {
     } catch (reason) {
       error = `Could not load the plan: ${reason instanceof Error ? reason.message : String(reason)}`;
     }
-    if (load !== this._load || this._disposed) {
+    if (load !== this._load || this.isDisposed) {
       return; // another session was chosen meanwhile
     }
     const lastSeq = history.length ? history[history.length - 1].seq : 0;
@@ -125,7 +102,7 @@ export class PlannerModel implements IDisposable {
     const since = plan?.updated ?? 0;
     plan = applyPlanEvents(plan, this._buffer.filter(e => (e.ts ?? 0) >= since));
     this._buffer = [];
-    this._update({
+    this.update({
       plan,
       loading: false,
       error,
@@ -148,60 +125,52 @@ export class PlannerModel implements IDisposable {
   }
 
   private _onEvents(_: IAgentClient, { sessionId, events }: ISessionEvents): void {
-    if (sessionId !== this._state.sessionId) {
+    if (sessionId !== this.state.sessionId) {
       return;
     }
     const incoming = events as unknown as PlannerEvent[];
-    if (this._state.loading) {
+    if (this.state.loading) {
       this._buffer.push(...incoming);
       return;
     }
-    const plan = applyPlanEvents(this._state.plan, incoming);
+    const plan = applyPlanEvents(this.state.plan, incoming);
     const fresh = incoming.filter(isTaskEvent);
-    const taskEvents = fresh.length ? [...this._state.taskEvents, ...fresh] : this._state.taskEvents;
-    if (plan !== this._state.plan || taskEvents !== this._state.taskEvents) {
-      this._update({ plan, taskEvents });
+    const taskEvents = fresh.length ? [...this.state.taskEvents, ...fresh] : this.state.taskEvents;
+    if (plan !== this.state.plan || taskEvents !== this.state.taskEvents) {
+      this.update({ plan, taskEvents });
     }
   }
 
   private _onError(_: IAgentClient, { sessionId, error }: ISessionError): void {
     const answering = performance.now() - this._sentAt < ANSWER_WINDOW_MS;
-    if (answering && (sessionId === null || sessionId === this._state.sessionId)) {
-      this._update({ error: error.message });
+    if (answering && (sessionId === null || sessionId === this.state.sessionId)) {
+      this.update({ error: error.message });
     }
   }
 
   private _send(frame: ClientFrame): boolean {
-    const id = this._state.sessionId;
+    const id = this.state.sessionId;
     if (!id) {
-      this._update({ error: 'No chat session is open: open the agent chat first.' });
+      this.update({ error: 'No chat session is open: open the agent chat first.' });
       return false;
     }
     if (!this._client.send(id, frame)) {
-      this._update({ error: 'Not connected to the agent, so nothing was sent. Try again in a moment.' });
+      this.update({ error: 'Not connected to the agent, so nothing was sent. Try again in a moment.' });
       return false;
     }
     this._sentAt = performance.now();
-    if (this._state.error) {
-      this._update({ error: null });
+    if (this.state.error) {
+      this.update({ error: null });
     }
     return true;
   }
 
-  private _update(change: Partial<PlannerState>): void {
-    this._state = { ...this._state, ...change };
-    this._changed.emit();
-  }
-
-  private _state: PlannerState = EMPTY;
   /** Live events that arrived while the plan was loading. */
   private _buffer: PlannerEvent[] = [];
   /** Bumped for every load: a load that finishes after another began is dropped. */
   private _load = 0;
   private _sentAt = -Infinity;
   private _transcripts = new Map<string, { events: readonly PlannerEvent[]; state: ConversationState }>();
-  private _disposed = false;
-  private _changed = new Signal<this, void>(this);
 }
 
 /** Events of a task's turn worth keeping for its transcript. */
