@@ -20,16 +20,8 @@ from typing import Any
 import pytest
 
 from jupyter_agent.engine.llm import LLMClient
-from jupyter_agent.engine.planner import (
-    RESPONSE_FORMAT,
-    EstimateBook,
-    Plan,
-    PlanMaker,
-    Task,
-    check_plan,
-    critical_path,
-    expected_finish,
-)
+from jupyter_agent.engine.plan import EstimateBook, Plan, Task, critical_path, expected_finish
+from jupyter_agent.engine.planner import RESPONSE_FORMAT, PlanMaker, check_plan
 from jupyter_agent.engine.router import ToolRouter
 from jupyter_agent.engine.scheduler import Scheduler
 from jupyter_agent.engine.session import Session, Turn

@@ -16,7 +16,8 @@ from jupyter_agent.browser.cache import ResponseCache
 from jupyter_agent.browser.policy import BrowserError, UrlPolicy, UrlRefused, wrap_untrusted
 
 if TYPE_CHECKING:
-    from jupyter_agent.browser.service import BrowserCrashed, BrowserService, BrowserUnavailable
+    from jupyter_agent.browser.contexts import BrowserCrashed, BrowserUnavailable
+    from jupyter_agent.browser.service import BrowserService
 
 __all__ = [
     "BrowserConfig",
@@ -77,8 +78,12 @@ class BrowserConfig:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("BrowserCrashed", "BrowserService", "BrowserUnavailable"):
+    if name in ("BrowserCrashed", "BrowserUnavailable"):
+        from jupyter_agent.browser import contexts
+
+        return getattr(contexts, name)
+    if name == "BrowserService":
         from jupyter_agent.browser import service
 
-        return getattr(service, name)
+        return service.BrowserService
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

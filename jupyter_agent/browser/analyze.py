@@ -1,8 +1,9 @@
 """Working with one page: loading it, reading it (text, markdown, links), acting on refs, analysing it.
 
-These functions know Playwright pages but nothing of sessions, pools or caches (see ``service``). The
-in-page probes behind ``browser_analyze`` (metadata, performance timings, accessibility findings) are small
-scripts; :func:`analyze_page` runs them and the screenshot at the same time.
+These functions know Playwright pages but nothing of sessions, pools or caches (see ``contexts`` and
+``service``). The in-page probes behind ``browser_analyze`` (metadata, performance timings, accessibility
+findings) are small scripts; :func:`analyze_page` runs them and the screenshot at the same time. In markdown,
+tables become markdown tables (a header separator after the first row, pipes in cells escaped).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class _HtmlReader(HTMLParser):
         self._indent = ""  # leading spaces of the next line (nested list items)
         self._lists: list[list[Any]] = []  # [tag, counter] per open list
         self._anchors: list[tuple[str | None, int]] = []
+        self._tables: list[int] = []  # rows written so far, per open table (markdown tables)
+        self._cells = 0  # cells of the current table row
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
@@ -81,6 +84,15 @@ class _HtmlReader(HTMLParser):
             self._anchors.append((a.get("href"), len(self._buf)))
         elif tag == "img" and (a.get("alt") or "").strip():
             self._buf.append(f"![{a['alt'].strip()}]" if self.markdown else a["alt"].strip())
+        elif tag == "table" and self.markdown:
+            self._lines.append("")
+            self._tables.append(0)
+        elif tag == "tr":
+            self._cells = 0
+        elif tag in ("td", "th") and self.markdown and self._tables:
+            self._cells += 1
+            if self._cells > 1:
+                self._buf.append(" | ")
         elif tag in ("td", "th") and self._buf:
             self._buf.append(" | ")
         elif tag == "hr" and self.markdown:
@@ -106,6 +118,11 @@ class _HtmlReader(HTMLParser):
             self._buf.append(_INLINE_MD[tag])
         elif tag in ("ul", "ol") and self._lists:
             self._lists.pop()
+        elif tag == "tr" and self.markdown and self._tables:
+            self._table_row()
+        elif tag == "table" and self.markdown and self._tables:
+            self._tables.pop()
+            self._lines.append("")
         if tag in _BLOCK:
             self._flush()
         if tag == "pre" and self._pre:
@@ -120,8 +137,21 @@ class _HtmlReader(HTMLParser):
             self.title += data
         elif self._pre:
             self._buf.append(data)
+        elif self._tables:  # a pipe inside a markdown table's cell would split it
+            self._buf.append(re.sub(r"\s+", " ", data).replace("|", "\\|"))
         else:
             self._buf.append(re.sub(r"\s+", " ", data))
+
+    def _table_row(self) -> None:
+        """End a row of a markdown table: ``| a | b |``, and the header's separator after the first row."""
+        text = re.sub(r"[ \t]+", " ", "".join(self._buf)).strip()
+        self._buf.clear()
+        if not text.replace("|", "").strip():
+            return
+        self._lines.append(f"| {text} |")
+        self._tables[-1] += 1
+        if self._tables[-1] == 1:
+            self._lines.append("|" + " --- |" * max(self._cells, 1))
 
     def _flush(self) -> None:
         text = "".join(self._buf)

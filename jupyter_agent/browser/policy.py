@@ -3,6 +3,8 @@
 :class:`UrlPolicy` decides whether a URL may be opened: only http(s) by default, ``file:`` on request, the
 Jupyter server's own ``/api/`` never unless an allow pattern names it, deny patterns before allow patterns.
 :func:`wrap_untrusted` marks page text as data from the web, so the model can tell it from the user's words.
+:class:`BrowserError` is what a browser operation raises for the model to read; :func:`first_line` trims a
+Playwright error to its message.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ class UrlRefused(BrowserError):
     """The URL policy refused a URL; the message names the rule."""
 
     code = "url_refused"
+
+
+def first_line(err: BaseException) -> str:
+    """Playwright's message without its call log."""
+    return (getattr(err, "message", None) or str(err)).split("\n", 1)[0].strip()
 
 
 def _matches(pattern: str, url: str, host: str) -> bool:

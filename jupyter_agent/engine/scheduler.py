@@ -1,66 +1,29 @@
-"""Running a plan: ready tasks run in parallel (up to a limit) as focused agent turns, with a retry, a re-plan
-on failure, a person's controls, and every change published as an event and persisted.
+"""The planner's scheduler: the session manager's ``planner``, keeping one plan per session at a time.
 
-The :class:`Scheduler` is the session manager's ``planner``: a plan prompt's turn runs through it, and each
-task runs as a :class:`TaskTurn` through the same AgentLoop; task events carry ``task``, so the session's own
-transcript skips them. Notebooks are serialised per task: a task holds the lock of every notebook it declares
-or names for its whole run (locks shared by all sessions); meanwhile other ready tasks go first.
+A plan prompt's turn runs through :class:`Scheduler`, which makes (or resumes) the session's plan and hands
+it to a :class:`~jupyter_agent.engine.plan_run.PlanRun` to carry out. Between runs it keeps the plans in the
+store, marks those a restart cut off as ``interrupted``, and takes a person's approval, edits and controls
+to the running plan (or, for a resume or a retry, to the saved one). It also holds the notebook locks that
+all sessions' tasks share.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import logging
-import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from jupyter_agent.engine import planner as plans
-from jupyter_agent.engine.history import TRANSCRIPT_EVENTS, apply_event, for_model
 from jupyter_agent.engine.loop import AgentLoop
-from jupyter_agent.engine.planner import FINISHED, SATISFIED, Plan, Task
+from jupyter_agent.engine.plan import SATISFIED, EstimateBook, Plan
+from jupyter_agent.engine.plan_run import PlanRun, task_for_action
+from jupyter_agent.engine.planner import PlanMaker
 from jupyter_agent.engine.session import Session, Turn, TurnResult
-from jupyter_agent.engine.types import Completion
-from jupyter_agent.errors import AgentError, ApprovalTimeout, BadRequest, Conflict, NotFound
-
-log = logging.getLogger(__name__)
+from jupyter_agent.errors import BadRequest, Conflict, NotFound
 
 ACTIONS = ("pause", "resume", "cancel", "skip", "retry")
 ACTIVE = ("draft", "awaiting_approval", "running", "paused")
 RESUMABLE = ("interrupted", "failed", "cancelled")
-MAX_SUMMARY = 2000
-
-
-class TaskTurn:
-    """One task's agent turn: what the AgentLoop needs from a Turn, with the task's own transcript."""
-
-    def __init__(self, run: PlanRun, task: Task, prompt: str) -> None:
-        self.id = run.turn.id
-        self.session: Session = run.turn.session
-        self.user = run.turn.user
-        self.model = run.turn.model
-        self.context = run.turn.context
-        self.text = prompt
-        self.task = task
-        self.answer = ""
-        self._history: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
-
-    def emit(self, type: str, **fields: Any) -> dict[str, Any]:
-        event = self.session.emit(type, turn=self.id, task=self.task.id, attempt=self.task.attempt, **fields)
-        if type in TRANSCRIPT_EVENTS:
-            apply_event(self._history, {k: v for k, v in event.items() if k != "task"})
-            if type == "message" and event.get("role") == "assistant":
-                self.answer = event.get("content") or ""
-        return event
-
-    async def request_approval(self, call_id: str, name: str, arguments: Any, reason: str = "") -> str:
-        return await self.session.request_approval(self, call_id, name, arguments, reason)  # type: ignore[arg-type]
-
-    def transcript(self, vision: bool = False) -> list[dict[str, Any]]:
-        return for_model(self._history, vision)
 
 
 class Scheduler:
@@ -78,8 +41,8 @@ class Scheduler:
     ) -> None:
         self.loop = loop
         self.store = store  # anything with get_value/set_value: plans persist there on every change
-        self.book = plans.EstimateBook(store)
-        self.maker = plans.PlanMaker(loop.llm, loop.router.schemas, self.book)
+        self.book = EstimateBook(store)
+        self.maker = PlanMaker(loop.llm, loop.router.schemas, self.book)
         self.max_parallel_tasks = max_parallel_tasks
         self.approval_timeout = approval_timeout
         self.task_retries = task_retries
@@ -157,7 +120,7 @@ class Scheduler:
         if action not in ("resume", "retry"):
             raise Conflict(f"the plan is {plan.status}; resume it first")
         if task_id is not None:
-            _find(plan, task_id, action).state = "pending"
+            task_for_action(plan, task_id, action).state = "pending"
             self.save(session.id, plan)
         self._resuming.add(session.id)  # a second resume before this one starts is refused
         session.submit(f"Resume the plan: {plan.goal}", plan.context, user, plan.model, resume=True)
@@ -186,281 +149,5 @@ class Scheduler:
         return run
 
 
-def _task_failed(task: Task) -> AgentError:
-    return AgentError(f"task {task.id} ({task.title}) failed: {task.error}", code="task_failed")
-
-
 def _key(session_id: str) -> str:
     return f"plan:{session_id}"
-
-
-def _find(plan: Plan, task_id: Any, action: str) -> Task:
-    """The task an action names, if the action applies to it in its state."""
-    try:
-        task = plan.task(task_id)
-    except KeyError:
-        raise NotFound(f"the plan has no task {task_id!r}") from None
-    if action == "retry" and task.state not in ("failed", "cancelled", "skipped"):
-        raise Conflict(f"task {task.id} is {task.state}; only failed, cancelled or skipped tasks retry")
-    if action != "retry" and task.state in FINISHED:
-        raise Conflict(f"task {task.id} is already {task.state}")
-    return task
-
-
-class PlanRun:
-    """One plan being made and carried out, for the turn of the prompt that asked for it."""
-
-    def __init__(self, scheduler: Scheduler, turn: Turn, plan: Plan) -> None:
-        self.s = scheduler
-        self.turn = turn
-        self.plan = plan
-        self.usage: dict[str, Any] = dict(prompt_tokens=0, completion_tokens=0, cost=0.0, model_calls=0)
-        self._wake = asyncio.Event()
-        self._running: dict[str, asyncio.Task[None]] = {}
-        self._held: set[str] = set()
-        self._failed: list[Task] = []
-        self._approved: asyncio.Future[None] | None = None
-        self._task: asyncio.Task[Any] | None = None
-
-    # -- events ---------------------------------------------------------------------------------------
-    def publish(self) -> None:
-        """The whole plan as a ``plan`` event (and persisted)."""
-        self.turn.emit("plan", **self.s.save(self.turn.session.id, self.plan))
-
-    def update(self, task: Task, save: bool = True) -> None:
-        """One task's state as a ``task_update`` event (and the plan persisted)."""
-        if save:
-            self.s.save(self.turn.session.id, self.plan)
-        self.turn.emit("task_update", task=task.id, **task.update())
-
-    def _count(self, completion: Completion | Any, usage: dict[str, Any] | None = None) -> None:
-        if isinstance(completion, Completion):
-            self.turn.emit("usage", **completion.usage.to_dict())
-            usage = {**completion.usage.to_dict(), "model_calls": 1}
-        for key in ("prompt_tokens", "completion_tokens", "model_calls"):
-            self.usage[key] += (usage or {}).get(key) or 0
-        cost = (usage or {}).get("cost")
-        self.usage["cost"] = None if cost is None or self.usage["cost"] is None else self.usage["cost"] + cost
-
-    # -- the run --------------------------------------------------------------------------------------
-    async def run(self) -> TurnResult:
-        self._task = asyncio.current_task()
-        plan = self.plan
-        try:
-            if plan.status == "draft":
-                self.publish()
-                plan.tasks = await self.s.maker.draft(plan.goal, plan.context, plan.model, self._count)
-                if not getattr(self.turn, "auto", False):
-                    await self._await_approval()
-            plan.status = "running"
-            self.publish()
-            await self._drive()
-        except asyncio.CancelledError:
-            await self._stop_all()
-            plan.status = "interrupted" if self.s.closing else "cancelled"
-            self.publish()
-            raise
-        except AgentError as err:
-            await self._stop_all()
-            plan.status, plan.error = "failed", err.message
-            self.publish()
-            raise
-        plan.status = "done"
-        self.publish()
-        self.turn.emit("message", role="assistant", content=plans.summary(self.plan))
-        return TurnResult("completed", self.usage)
-
-    async def _await_approval(self) -> None:
-        self.plan.status = "awaiting_approval"
-        self.publish()
-        self._approved = asyncio.get_running_loop().create_future()
-        timeout = self.s.approval_timeout
-        try:
-            await asyncio.wait_for(self._approved, timeout)
-        except TimeoutError:
-            raise ApprovalTimeout(
-                f"nobody approved the plan within {timeout:g} s, so it did not run; "
-                "resume it (task_control resume) or send the goal again when someone can approve it"
-            ) from None
-        finally:
-            self._approved = None
-
-    async def _drive(self) -> None:
-        while True:
-            self._wake.clear()  # cleared before looking: whatever changes after this wakes the loop
-            if self._failed:
-                await self._replan(self._failed.pop(0))
-                continue
-            if self.plan.status == "running":
-                self._start_ready()
-            if not self._running and self.plan.status == "running":
-                live = self.plan.live
-                failed = [t for t in live if t.state == "failed"]
-                if failed:
-                    raise _task_failed(failed[0])
-                if all(t.state in FINISHED for t in live):
-                    return
-                waiting = ", ".join(t.id for t in live if t.state not in FINISHED)
-                raise AgentError(f"tasks {waiting} wait on tasks that will not run", code="plan_stuck")
-            await self._wake.wait()
-
-    def _start_ready(self) -> None:
-        states = {t.id: t.state for t in self.plan.live}
-        for task in self.plan.live:
-            if task.state == "pending" and all(states.get(d, "done") in SATISFIED for d in task.depends_on):
-                task.state = "ready"
-                self.update(task)
-        for task in self.plan.live:
-            if len(self._running) >= self.s.max_parallel_tasks:
-                return
-            paths = set(task.notebook_paths())
-            if task.state != "ready" or paths & self._held:
-                continue  # a task of this plan is editing that notebook: run another one meanwhile
-            self._held |= paths
-            task.state = "running"  # at once, so the limit counts it; _run_task records when it starts
-            job = asyncio.create_task(self._run_task(task, paths), name=f"plan-task-{task.id}")
-            job.add_done_callback(functools.partial(self._ended, task, paths))
-            self._running[task.id] = job
-
-    async def _run_task(self, task: Task, paths: set[str]) -> None:
-        async with self.s.notebook_locks(paths):
-            for attempt in range(1 + self.s.task_retries):
-                error, retry = await self._attempt(task)
-                if error is None or task.state != "running":
-                    return
-                task.state, task.error = "failed", error
-                self.update(task)
-                if not retry or attempt == self.s.task_retries:
-                    break
-            self._failed.append(task)
-
-    def _ended(self, task: Task, paths: set[str], job: asyncio.Task[None]) -> None:
-        """A task's run ended (a done callback: it runs even when the task was cancelled before it began)."""
-        self._running.pop(task.id, None)
-        self._held -= paths
-        self._wake.set()
-        if job.cancelled():
-            if task.state == "running":  # the whole plan was cancelled; a skip or cancel set its own state
-                task.state = "pending" if self.s.closing else "cancelled"
-            task.finished = time.time()
-            self.update(task)
-        elif job.exception() is not None:
-            error = job.exception()
-            log.error("Task %s of plan %s failed", task.id, self.plan.id, exc_info=error)
-            task.state, task.error = "failed", f"internal error: {type(error).__name__}: {error}"
-            task.finished = time.time()
-            self.update(task)
-
-    async def _attempt(self, task: Task) -> tuple[str | None, bool]:
-        """One go at a task: (None, _) when it is done, else (why it failed, whether to try again)."""
-        previous = task.error
-        task.attempt += 1
-        task.state, task.started, task.error = "running", time.time(), ""
-        task.finished = task.actual_s = None
-        self.update(task)
-        turn = TaskTurn(self, task, plans.task_prompt(self.plan, task, previous))
-        error, retry = None, True
-        try:
-            result = await self.s.loop.run_turn(turn)  # type: ignore[arg-type]
-            self._count(None, result.usage)
-            if result.reason != "completed":
-                error = f"the task's turn stopped ({result.reason}) before it finished"
-            elif turn.answer.lstrip().upper().startswith("FAILED"):
-                error = turn.answer.strip()
-        except ApprovalTimeout as err:
-            error, retry = err.message, False
-        except AgentError as err:
-            error = err.message
-        task.finished = time.time()
-        task.actual_s = round(task.finished - task.started, 3)
-        if error is not None:
-            return error[:1000], retry
-        task.state, task.summary = "done", turn.answer.strip()[:MAX_SUMMARY]
-        self.s.book.record(task.tools, task.actual_s)
-        self.update(task, save=False)
-        self.publish()  # persists; the critical path and the expected finish move as tasks finish
-        return None, False
-
-    async def _replan(self, failed: Task) -> None:
-        if failed.state != "failed" or failed.replaced:
-            return  # retried or skipped by a person meanwhile
-        if self.plan.replans >= self.s.max_replans:
-            raise _task_failed(failed)
-        self.plan.replans += 1
-        tasks = await self.s.maker.replan(self.plan, failed, self.plan.model, self._count)
-        failed.replaced = True
-        self.plan.tasks = [t for t in self.plan.tasks if t.replaced or t.state not in ("pending", "ready")]
-        self.plan.tasks += tasks
-        self.plan.revision += 1
-        self.publish()
-
-    async def _stop_all(self) -> None:
-        jobs = list(self._running.values())
-        for job in jobs:
-            job.cancel()  # each one's end is recorded by _ended
-        for task in self.plan.live:
-            if task.state in ("pending", "ready") and not self.s.closing:
-                task.state = "cancelled"
-                self.update(task)
-        with contextlib.suppress(asyncio.CancelledError):  # cancelled again (shutdown): still publish the end
-            await asyncio.gather(*jobs, return_exceptions=True)
-
-    # -- a person's controls ----------------------------------------------------------------------------
-    def approve(self) -> None:
-        if self._approved is None or self._approved.done():
-            raise Conflict(f"the plan is {self.plan.status}, not waiting for approval")
-        self._approved.set_result(None)
-
-    def edit(self, data: Any) -> None:
-        if self.plan.status == "draft":
-            raise Conflict("the plan is still being made; edit it once it is shown")
-        if isinstance(data, dict) and isinstance(data.get("goal"), str) and data["goal"].strip():
-            if self.plan.status != "awaiting_approval":
-                raise BadRequest("the goal can change only before the plan is approved")
-            self.plan.goal = data["goal"].strip()
-        self.plan.tasks = plans.edited_tasks(self.plan, data, self.s.book)
-        self.plan.revision += 1
-        self.publish()
-        self._wake.set()
-
-    def control(self, action: str, task_id: str | None) -> None:
-        if task_id is None:
-            if action == "cancel":
-                assert self._task is not None
-                self._task.cancel()  # the session ends the turn with done (cancelled)
-                return
-            wanted = {"pause": "running", "resume": "paused"}[action]
-            if self.plan.status != wanted:
-                raise Conflict(f"the plan is {self.plan.status}; {action} needs a {wanted} plan")
-            self.plan.status = "paused" if action == "pause" else "running"
-            self.publish()
-            self._wake.set()
-            return
-        task = _find(self.plan, task_id, action)
-        if action == "retry":
-            self._reopen(task)
-        else:
-            self._close(task, "skipped" if action == "skip" else "cancelled")
-        self._wake.set()
-
-    def _close(self, task: Task, state: str) -> None:
-        running = self._running.get(task.id)
-        task.state = state
-        if running is not None:
-            running.cancel()  # _run_task records the end, keeping this state
-        else:
-            task.finished = time.time()
-            self.update(task)
-        if state == "cancelled":  # what depends on a cancelled task cannot run either
-            for other in self.plan.live:
-                if task.id in other.depends_on and other.state in ("pending", "ready"):
-                    self._close(other, "cancelled")
-
-    def _reopen(self, task: Task) -> None:
-        if task in self._failed:
-            self._failed.remove(task)
-        task.state, task.error = "pending", ""
-        self.update(task)
-        for other in self.plan.live:
-            if task.id in other.depends_on and other.state == "cancelled":
-                self._reopen(other)

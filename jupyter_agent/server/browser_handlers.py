@@ -32,7 +32,7 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from jupyter_agent.browser.service import BrowserUnavailable
+from jupyter_agent.browser.contexts import BrowserUnavailable
 from jupyter_agent.errors import BadRequest
 from jupyter_agent.server.handlers import AgentHandler, user_info
 from jupyter_agent.server.ws_base import AgentWebSocket

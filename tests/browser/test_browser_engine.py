@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from jupyter_agent.browser.service import BrowserCrashed
+from jupyter_agent.browser.contexts import BrowserCrashed
 from jupyter_agent.tools.base import Tool, ToolContext, ToolResult
 from jupyter_agent.tools.browser import browser_extract, browser_navigate, browser_snapshot
 

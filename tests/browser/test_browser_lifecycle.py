@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_agent.browser.service import BrowserService, BrowserUnavailable
+from jupyter_agent.browser.contexts import BrowserUnavailable
+from jupyter_agent.browser.service import BrowserService
 from jupyter_agent.tools.base import Tool, ToolContext, ToolResult
 from jupyter_agent.tools.browser import browser_navigate, browser_snapshot
 

@@ -135,6 +135,19 @@ def test_should_turn_html_into_markdown_text_and_links() -> None:
     assert links == "- a link: https://site.test/next"
 
 
+def test_should_turn_html_tables_into_markdown_tables() -> None:
+    html = """<p>Opening hours</p><table><thead><tr><th>Day</th><th>Opens</th><th>Note</th></tr></thead>
+      <tbody><tr><td>Mon</td><td>9:00</td><td>a|b</td></tr><tr><td></td><td>10:00</td><td></td></tr></tbody>
+      </table><p>Closed on holidays.</p>"""
+    markdown = html_to_text(html, "", "markdown")["content"]
+    assert markdown == (
+        "Opening hours\n\n| Day | Opens | Note |\n| --- | --- | --- |\n| Mon | 9:00 | a\\|b |\n"
+        "| | 10:00 | |\n\nClosed on holidays."
+    )
+    text = html_to_text(html, "", "text")["content"]
+    assert "Day | Opens | Note" in text and "| ---" not in text
+
+
 @pytest.mark.asyncio
 async def test_should_read_pages_over_plain_http_as_a_fallback(pages) -> None:
     result = await http_extract(pages.url("index.html"), "markdown")
