@@ -453,6 +453,8 @@ def test_plan_runs_the_goal_as_tasks_in_the_live_namespace(kernel, llm):
     assert done.status == "ok", done.reply["content"]
     plans = [s for s in done.shown("text/markdown") if s.startswith("**Plan**")]
     assert plans and "✓ t1: Define planned" in plans[-1]
+    blocks = [b for b in done.shown("text/html") if "planned = 1" in b]
+    assert blocks and "✓ [t1] <code>python_run</code>" in blocks[-1]  # the code says which task ran it
     assert "Plan finished: 1 of 1 tasks done." in done.shown("text/markdown")[-1]
     assert kernel.value("planned") == 1
 

@@ -90,3 +90,36 @@ def test_statistics_survive_a_restart(tmp_path):
     again = ToolRouter(make_tools([], primary_fails=False), state=Store(db))
     stats = {t["name"]: t["stats"] for t in again.describe()}
     assert stats["fetch_rich"]["calls"] == 3 and stats["fetch_rich"]["p50_ms"] is not None
+
+
+PLUGIN = '''
+from jupyter_agent.tools.base import ToolResult, object_schema, tool
+
+
+@tool("acme_shout", "Say it louder", object_schema(["text"], text={"type": "string"}))
+async def shout(ctx, text):
+    return ToolResult(text.upper() + "!")
+
+
+def tools():
+    return [shout]
+'''
+
+
+def test_tools_of_an_installed_package_are_found_through_its_entry_points(tmp_path, monkeypatch, caplog):
+    """A real distribution on sys.path (as pip installs one): its good entry point registers, its broken one
+    is reported and skipped."""
+    (tmp_path / "acme_agent_tools.py").write_text(PLUGIN)
+    dist = tmp_path / "acme_agent_tools-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-agent-tools\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[jupyter_agent.tools]\nacme = acme_agent_tools:tools\nbroken = acme_agent_tools:missing\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    router = ToolRouter([])
+    assert router.load_entry_points() == ["broken"]
+    assert "Skipping tool entry point 'broken'" in caplog.text
+    assert router.names == ["acme_shout"]
+    result = asyncio.run(router.call(call("acme_shout", text="hi"), ctx(tmp_path)))
+    assert result.ok and result.text == "HI!"

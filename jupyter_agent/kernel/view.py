@@ -281,6 +281,7 @@ class RichView:
 
     def _tool_call(self, event: dict[str, Any]) -> None:
         block = {"name": event["name"], "args": _arguments(event), "state": "running", "result": None}
+        block["task"] = event.get("task")  # a plan's task ran it: say which
         block["handle"] = self._display(self._tool_bundle(block), raw=True, display_id=True)
         self._tools[event["call_id"]] = block
 
@@ -303,9 +304,12 @@ class RichView:
             if result and result.get("duration_ms") is not None
             else ""
         )
-        summary = f"{mark} <code>{html.escape(name)}</code> {html.escape(_cut(first, 80))}{took}"
+        task = f"[{block['task']}] " if block.get("task") else ""
+        summary = (
+            f"{mark} {html.escape(task)}<code>{html.escape(name)}</code> {html.escape(_cut(first, 80))}{took}"
+        )
         parts = [f"<details><summary>{summary}</summary>", f"<pre>{html.escape(shown)}</pre>"]
-        plain = [f"{mark} {name}{took}", shown]
+        plain = [f"{mark} {task}{name}{took}", shown]
         if result is not None:
             content = _cut(str(result.get("content", "")))
             parts.append(f"<pre>{html.escape(content)}</pre>")
@@ -409,7 +413,8 @@ class PlainView:
             shown = (
                 args.get("code") if event["name"] == "python_run" else json.dumps(args, ensure_ascii=False)
             )
-            print(f"⚙ {event['name']}: {_cut(str(shown), 300)}", flush=True)
+            task = f"[{event['task']}] " if event.get("task") else ""
+            print(f"⚙ {task}{event['name']}: {_cut(str(shown), 300)}", flush=True)
         elif kind == "tool_result":
             mark = "✓" if event.get("ok") else "✗"
             body = _cut(str(event.get("content", "")), 1000).replace("\n", "\n  ")
