@@ -156,6 +156,9 @@ def test_agent_cell_streams_the_answer_progressively(kernel, llm):
     assert [len(s) for s in shown] == sorted(len(s) for s in shown)
     assert done.of_type("update_display_data")
     assert llm.requests[-1]["messages"][-1]["content"] == "say something"
+    # Where the Stop button was, a line says what the turn took.
+    footer = done.shown("text/plain")[-1]
+    assert footer.startswith("openai/scripted · 1 model call · ") and " tokens · " in footer, footer
 
 
 def test_variables_tool_gives_the_model_summaries_not_contents(kernel, llm):

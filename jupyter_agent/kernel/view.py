@@ -87,6 +87,22 @@ class PlanTracker:
         return [task_line(t) for t in self.tasks.values()]
 
 
+def turn_footer(model: str, usage: dict[str, Any] | None, seconds: float) -> str:
+    """One line on what a finished turn took: model, model calls, tokens, cost when known, time."""
+    usage = usage or {}
+    calls = usage.get("model_calls") or 0
+    if not calls:
+        return ""
+    tokens = (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)
+    parts = [model] if model else []
+    parts += [f"{calls} model call{'s' if calls != 1 else ''}", f"{tokens:,} tokens"]
+    cost = usage.get("cost")
+    if cost:
+        parts.append(f"${cost:.4f}")
+    parts.append(f"{seconds:.1f} s")
+    return " · ".join(parts)
+
+
 def _arguments(event: dict[str, Any]) -> dict[str, Any]:
     args = event.get("arguments")
     return args if isinstance(args, dict) else {"arguments": args}
@@ -124,6 +140,9 @@ class RichView:
         self.on_plan = on_plan
         self._plan_approval: PlanApproval | None = None
         self._plan_asked = False
+        self._started = time.monotonic()
+        self._model = ""
+        self._footer = ""  # what the turn took, shown under it once it is done
         self._text = ""
         self._text_handle: Any = None
         self._dirty = False
@@ -154,11 +173,14 @@ class RichView:
 
     def close(self) -> None:
         self.flush()
-        if self._controls is not None:
+        footer = {"text/plain": self._footer}
+        if self._controls is not None:  # the Stop button's place becomes the turn's footer
             button, handle = self._controls
-            handle.update({"text/plain": ""}, raw=True)
+            handle.update(footer if self._footer else {"text/plain": ""}, raw=True)
             button.close()
             self._controls = None
+        elif self._footer:
+            self._display(footer, raw=True)
         for call_id in list(self._approvals):
             self._close_approval(call_id, "")
         if self._plan_approval is not None:
@@ -180,7 +202,9 @@ class RichView:
         kind = event["type"]
         if kind in ("plan", "task_update"):
             self._plan_event(event)
-        elif event.get("task") and kind in ("token", "thinking", "message", "usage"):
+        elif kind == "usage":
+            self._model = event.get("model") or self._model
+        elif event.get("task") and kind in ("token", "thinking", "message"):
             return  # a plan task's own answer: its outcome shows in the plan
         elif kind == "token":
             self._token(event["text"])
@@ -207,10 +231,12 @@ class RichView:
         self._end_text()
         if event["type"] == "error":
             self.error(event.get("message") or event.get("code") or "the turn failed")
-        elif event.get("reason") == "cancelled":
+            return
+        if event.get("reason") == "cancelled":
             self.note("⏹ Cancelled.")
         elif event.get("reason") in ("max_steps", "max_tokens"):
             self.note(f"The agent stopped: it reached its {event['reason'].replace('_', ' ')} budget.")
+        self._footer = turn_footer(self._model, event.get("usage"), time.monotonic() - self._started)
 
     def note(self, text: str) -> None:
         if text:
