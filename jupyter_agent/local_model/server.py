@@ -161,6 +161,8 @@ class LocalModelServer:
             "state": self.state,
             "ready": self.state == "ready",
             "error": self.error or None,
+            # The command that installs what is missing, for a front end to show as code.
+            "install_command": install_hint(self.spec) if self.state == "not_installed" else None,
             "startup_seconds": None if self.ready_seconds is None else round(self.ready_seconds, 2),
             "threads": self.threads,
             "n_ctx": self.n_ctx,

@@ -11,6 +11,7 @@ import { IAgentClient, ISessionError, ISessionEvents } from './client';
 import { ChatSettings, ContextChoice, DEFAULT_SETTINGS, IAgentChat, LocalError, VoiceState } from './chatTypes';
 import { ConnectionState, waitConnected } from './connection';
 import { errorHint } from './hints';
+import { LocalModelWatcher } from './localModel';
 import { ChatModel } from './model';
 import { ApprovalDecision, Session } from './protocol';
 import { VoiceError, VoiceRecorder } from './voice';
@@ -26,9 +27,13 @@ export class AgentChat implements IAgentChat, IDisposable {
     client.errors.connect(this._onError, this);
     client.stateChanged.connect(this._emit, this);
     this.model.changed.connect(this._onModelChanged, this);
+    this.localModel = new LocalModelWatcher({ fetchHealth: () => client.health() });
+    this.localModel.changed.connect(this._emit, this);
   }
 
   readonly model = new ChatModel();
+  /** The server's embedded offline model, polled while it is not ready. */
+  readonly localModel: LocalModelWatcher;
   readonly voice = new VoiceRecorder();
 
   get changed(): ISignal<this, void> {
@@ -91,6 +96,7 @@ export class AgentChat implements IAgentChat, IDisposable {
       this.models = health.models ?? [];
       this.llmReady = health.llm_ready;
       this.serverModel = health.model ?? '';
+      this.localModel.update(health);
     });
   }
 
@@ -172,6 +178,9 @@ export class AgentChat implements IAgentChat, IDisposable {
     }
     this.planFirst = false; // one goal at a time is planned
     this._awaitingTurn = true;
+    if (this.localModel.status && !this.localModel.status.ready) {
+      void this.localModel.refresh(); // the turn (re)starts a failed or stopped model: show it starting
+    }
     this._emit();
     return true;
   }
@@ -295,6 +304,7 @@ export class AgentChat implements IAgentChat, IDisposable {
     this._disposed = true;
     this.voice.cancel();
     this.model.dispose();
+    this.localModel.dispose();
     Signal.clearData(this);
   }
 

@@ -5,6 +5,7 @@ import { Token } from '@lumino/coreutils';
 import { ISignal } from '@lumino/signaling';
 
 import { IAgentClient } from './client';
+import { LocalModelWatcher } from './localModel';
 import { ChatModel } from './model';
 
 export interface ChatSettings {
@@ -42,6 +43,8 @@ export interface IAgentChat {
   /** Asks the panel to show itself and focus the input. */
   readonly focusRequested: ISignal<IAgentChat, void>;
   readonly activeSessionId: string | null;
+  /** The server's embedded offline model (its status is null when the server runs none). */
+  readonly localModel: LocalModelWatcher;
   /** Asks for the planner panel on the active session's plan (the planner plugin shows it). */
   readonly plannerRequested: ISignal<IAgentChat, void>;
   openPlanner(): void;

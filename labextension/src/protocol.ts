@@ -30,6 +30,27 @@ export interface Health {
   model: string;
   models: string[];
   llm_ready: boolean;
+  /** The embedded offline model, when the server runs one (no hosted model configured). */
+  local_model?: LocalModelStatus | null;
+}
+
+export type LocalModelState = 'starting' | 'ready' | 'failed' | 'not_installed' | 'stopped';
+
+/** `local_model` of the health answer (the server's `LocalModelServer.status()`). */
+export interface LocalModelStatus {
+  /** The short name, e.g. `qwen2.5-coder-1.5b`; prompts pick it as model `local/<name>`. */
+  name: string;
+  /** The full name of the weights, e.g. `Qwen2.5-Coder-1.5B-Instruct Q4_K_M`. */
+  title: string;
+  state: LocalModelState;
+  ready: boolean;
+  /** Why it is not installed or failed, in a sentence that names the fix (e.g. the pip command). */
+  error: string | null;
+  /** When not installed: the command that installs what is missing (older servers: absent). */
+  install_command?: string | null;
+  startup_seconds: number | null;
+  threads: number;
+  n_ctx: number;
 }
 
 /** `GET /api/agent/tools` entry. */

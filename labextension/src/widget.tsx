@@ -79,6 +79,7 @@ export class ChatWidget extends ReactWidget {
       activeSessionId: c.activeSessionId,
       connection: c.connectionState,
       llmReady: c.llmReady,
+      localModel: c.localModel.status,
       models: c.models,
       selectedModel: c.selectedModel,
       openNotebooks: c.openNotebooks,

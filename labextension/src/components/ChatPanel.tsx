@@ -4,12 +4,14 @@ import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ContextChoice, LocalError, VoiceState } from '../chat';
 import { ConnectionState } from '../connection';
 import { ConversationState } from '../conversation';
-import { ApprovalDecision, Session } from '../protocol';
+import { localModelNotice } from '../localModel';
+import { ApprovalDecision, LocalModelStatus, Session } from '../protocol';
 import { ToolRenderer } from '../registry';
 import { Approval } from './Approval';
 import { Composer } from './Composer';
 import { ContextBar } from './ContextBar';
 import { LocalErrors } from './Errors';
+import { LocalModelNotice } from './LocalModelNotice';
 import { MessageList } from './MessageList';
 import { SessionBar } from './SessionBar';
 
@@ -20,6 +22,8 @@ export interface ChatPanelState {
   activeSessionId: string | null;
   connection: ConnectionState;
   llmReady: boolean | null;
+  /** The server's embedded offline model; null when it runs none. */
+  localModel: LocalModelStatus | null;
   models: string[];
   selectedModel: string;
   openNotebooks: string[];
@@ -73,8 +77,9 @@ export function ChatPanel({ state, actions, rendermime, getRenderer }: ChatPanel
       actions.stop();
     }
   };
+  // With an offline model, its notice above the input says what it needs: do not also say none is configured.
   const emptyText =
-    state.llmReady === false
+    state.llmReady === false && !state.localModel
       ? 'No model is configured on the server yet. Set a model and its API key, then restart Jupyter.'
       : 'Ask the agent to explore data, write or fix cells, or explain a notebook. It works in the notebook chosen above.';
   return (
@@ -121,6 +126,7 @@ export function ChatPanel({ state, actions, rendermime, getRenderer }: ChatPanel
         </div>
       )}
       <LocalErrors errors={state.errors} onDismiss={actions.dismissError} />
+      <LocalModelNotice notice={localModelNotice(state.localModel)} />
       <Composer
         draft={state.draft}
         draftVersion={state.draftVersion}

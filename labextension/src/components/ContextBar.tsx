@@ -1,6 +1,7 @@
 import * as React from 'react';
 
 import { ContextChoice } from '../chat';
+import { modelLabel } from '../localModel';
 import { baseName } from './format';
 
 const ACTIVE = '::active';
@@ -58,7 +59,7 @@ export function ContextBar(props: ContextBarProps): JSX.Element {
           {!selectedModel && <option value="">Server default</option>}
           {modelOptions.map(m => (
             <option key={m} value={m}>
-              {m}
+              {modelLabel(m)}
             </option>
           ))}
         </select>

@@ -1,6 +1,8 @@
 import * as React from 'react';
 
 import { ConnectionState } from '../connection';
+import { localModelStatusLabel } from '../localModel';
+import { LocalModelStatus } from '../protocol';
 
 const LABEL: Record<ConnectionState, string> = {
   connected: 'connected',
@@ -12,17 +14,23 @@ export interface StatusItemProps {
   state: ConnectionState;
   latency: number | null;
   runningTools: number;
+  /** The server's embedded offline model; null when it runs none. */
+  localModel: LocalModelStatus | null;
   onClick: () => void;
 }
 
-/** Status bar item: connection, round-trip latency and running tools; opens the chat. */
-export function StatusItem({ state, latency, runningTools, onClick }: StatusItemProps): JSX.Element {
+/** Status bar item: connection, round-trip latency, running tools and the offline model's state; opens the chat. */
+export function StatusItem({ state, latency, runningTools, localModel, onClick }: StatusItemProps): JSX.Element {
   const parts = [`Agent: ${LABEL[state]}`];
   if (state === 'connected' && latency !== null) {
     parts.push(`${latency} ms`);
   }
   if (runningTools > 0) {
     parts.push(`${runningTools} tool${runningTools === 1 ? '' : 's'} running`);
+  }
+  const offline = localModelStatusLabel(localModel);
+  if (offline) {
+    parts.push(offline);
   }
   const text = parts.join(' · ');
   return (
@@ -32,6 +40,7 @@ export function StatusItem({ state, latency, runningTools, onClick }: StatusItem
       data-state={state}
       data-latency={latency ?? ''}
       data-running-tools={runningTools}
+      data-local-model={localModel?.state ?? ''}
       aria-label={`${text}. Open the agent chat`}
       title="Open the agent chat"
       onClick={onClick}

@@ -1,6 +1,7 @@
 import * as React from 'react';
 
 import { TurnEndItem } from '../conversation';
+import { modelLabel } from '../localModel';
 import { formatCost, formatCount, formatDuration } from './format';
 
 const REASON: Record<string, string> = {
@@ -22,7 +23,7 @@ export function Usage({ item }: { item: TurnEndItem }): JSX.Element {
       formatDuration(u.latencyMs)
     );
     if (u.model) {
-      parts.push(u.model);
+      parts.push(modelLabel(u.model));
     }
   }
   return (

@@ -7,10 +7,10 @@ import { IAgentChat } from '../chat';
 import { CommandIDs } from '../commandIds';
 import { StatusItem } from '../components/StatusItem';
 
-/** Status bar item: agent connection, round-trip latency and running tools. */
+/** Status bar item: agent connection, round-trip latency, running tools and the offline model's state. */
 export const statusPlugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-agent:status',
-  description: 'Shows the agent connection, its latency and running tools in the status bar.',
+  description: "Shows the agent connection, its latency, running tools and the offline model's state in the status bar.",
   autoStart: true,
   requires: [IAgentChat, IStatusBar],
   activate: (app: JupyterFrontEnd, chat: IAgentChat, statusBar: IStatusBar): void => {
@@ -26,6 +26,7 @@ class AgentStatusWidget extends ReactWidget {
     _chat.client.stateChanged.connect(update);
     _chat.client.latencyChanged.connect(update);
     _chat.model.changed.connect(update);
+    _chat.localModel.changed.connect(update);
   }
 
   protected render(): JSX.Element {
@@ -34,6 +35,7 @@ class AgentStatusWidget extends ReactWidget {
       state: client.state,
       latency: client.latency,
       runningTools: model.runningTools,
+      localModel: this._chat.localModel.status,
       onClick: this._open
     });
   }
