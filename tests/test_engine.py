@@ -403,6 +403,28 @@ async def test_a_turn_stops_with_reason_max_steps_when_the_model_keeps_calling_t
     assert len(llm.requests) == 2
 
 
+async def test_a_call_that_keeps_failing_the_same_way_gets_an_answer_without_tools(make_engine, llm):
+    @tool("read_it", "Read a thing.", object_schema(["name"], name={"type": "string"}))
+    async def read_it(ctx: ToolContext, name: str) -> str:
+        raise FileNotFoundError(f"no such thing: {name}")
+
+    engine = make_engine(read_it)
+    session, watch = engine.open()
+    same = [Reply(tool_calls=[call("read_it", f"call_{i}", name="x")]) for i in range(3)]
+    llm.script(
+        Reply(tool_calls=[call("read_it", "call_a", name="y")]),  # a different call failing: not a loop
+        *same,
+        Reply(text="I could not read x: it does not exist."),
+    )
+
+    events = await engine.ask(session, watch, "read x")
+
+    assert events[-1]["type"] == "done" and events[-1]["reason"] == "completed"
+    assert [r.get("tool_choice") for r in llm.requests] == [None, None, None, None, "none"]
+    assert "The same tool call has failed 3 times" in llm.requests[-1]["messages"][0]["content"]
+    assert events[-2]["type"] == "message" and "could not read x" in events[-2]["content"]
+
+
 async def test_a_turn_over_its_time_limit_ends_with_a_turn_timeout_error(make_engine, llm):
     stopped = asyncio.Event()
 

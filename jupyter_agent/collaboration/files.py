@@ -125,6 +125,8 @@ class Workspace:
 
     def list(self, path: str = ".", pattern: str | None = None) -> dict[str, Any]:
         target = self.resolve(path)
+        if target.is_file():
+            raise BadRequest(f"{path!r} is a file, not a directory: read it with file_read")
         if not target.is_dir():
             raise BadRequest(f"{path!r} is not a directory")
         entries = []

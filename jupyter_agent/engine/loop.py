@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,14 @@ and run the cells you write to check them. Paths are relative to the workspace r
 Markdown once the task is done."""
 
 MAX_TOOL_TEXT = 16_000
+#: The same call (tool and arguments) failing this often in one turn is a loop: the next model call gets no
+#: tools (tool_choice "none"), so the model answers with what it knows instead of trying again until the
+#: step budget runs out. Small local models are prone to it.
+REPEATED_FAILURES = 3
+STOP_REPEATING = (
+    "The same tool call has failed {n} times in this turn, so tools are unavailable for this reply. Answer "
+    "the user now: say what you tried, what failed and why, and what they could do."
+)
 
 ContextFactory = Callable[[Turn, ToolCall], ToolContext]
 AuditFn = Callable[[Turn, ToolCall, Any, ToolResult, float], None]
@@ -74,8 +83,10 @@ class AgentLoop:
 
     async def _run(self, turn: Turn) -> TurnResult:
         totals = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "model_calls": 0}
+        failures: Counter[tuple[str, str]] = Counter()  # (tool, arguments) -> failed calls this turn
         for _step in range(self.budget.max_steps):
-            completion = await self._call_model(turn)
+            repeated = max(failures.values(), default=0)
+            completion = await self._call_model(turn, repeated if repeated >= REPEATED_FAILURES else 0)
             totals["model_calls"] += 1
             totals["prompt_tokens"] += completion.usage.prompt_tokens
             totals["completion_tokens"] += completion.usage.completion_tokens
@@ -86,18 +97,26 @@ class AgentLoop:
             )
             if not completion.tool_calls:
                 return TurnResult("completed", totals)
-            await asyncio.gather(*(self._run_call(turn, call) for call in completion.tool_calls))
+            outcomes = await asyncio.gather(*(self._run_call(turn, call) for call in completion.tool_calls))
+            for call, ok in zip(completion.tool_calls, outcomes, strict=True):
+                if not ok:
+                    failures[(call.name, call.arguments)] += 1
             used = totals["prompt_tokens"] + totals["completion_tokens"]
             if self.budget.max_tokens is not None and used >= self.budget.max_tokens:
                 return TurnResult("max_tokens", totals)
         return TurnResult("max_steps", totals)
 
-    async def _call_model(self, turn: Turn) -> Completion:
+    async def _call_model(self, turn: Turn, repeated_failures: int = 0) -> Completion:
+        """One model call; after a call that keeps failing (``repeated_failures``), one without tools."""
         vision = await self.llm.supports_vision(turn.model)
         system = self.system_prompt
         degraded = self.router.degraded()
         if degraded:
             system += "\n\nTools that are failing right now (prefer other ways): " + "; ".join(degraded)
+        extra: dict[str, Any] = {}
+        if repeated_failures:
+            system += "\n\n" + STOP_REPEATING.format(n=repeated_failures)
+            extra["tool_choice"] = "none"
         messages = [{"role": "system", "content": system}, *turn.transcript(vision)]
         partial: list[str] = []
         handlers = StreamHandlers(
@@ -105,7 +124,9 @@ class AgentLoop:
             on_thinking=lambda text: turn.emit("thinking", text=text),
         )
         try:
-            completion = await self.llm.stream(messages, self.router.schemas(), handlers, model=turn.model)
+            completion = await self.llm.stream(
+                messages, self.router.schemas(), handlers, model=turn.model, **extra
+            )
         except asyncio.CancelledError:
             if partial:  # keep what people already saw as part of the conversation
                 turn.emit("message", role="assistant", content="".join(partial), partial=True)
@@ -125,7 +146,8 @@ class AgentLoop:
         )
         return completion
 
-    async def _run_call(self, turn: Turn, call: ToolCall) -> None:
+    async def _run_call(self, turn: Turn, call: ToolCall) -> bool:
+        """Run one call the model made, with its events and audit record; whether it succeeded."""
         try:
             shown: Any = call.parsed_arguments()
         except ValueError:
@@ -159,3 +181,4 @@ class AgentLoop:
                 self.audit(turn, call, redact(shown), result, elapsed)
             except Exception:
                 log.exception("Could not write the audit record for call %s", call.id)
+        return result.ok

@@ -369,7 +369,7 @@ class LocalAdapter:
         chosen = self._chosen(tools)
         system, schema = self._prompt_and_schema(chosen)
         forced = _forced_tool(extra.pop("tool_choice", None))
-        if forced and forced in {_function(t)["name"] for t in chosen}:
+        if forced == FINAL_ANSWER or (forced and forced in {_function(t)["name"] for t in chosen}):
             schema = {"anyOf": [b for b in schema["anyOf"] if b["properties"]["name"]["const"] == forced]}
         note = _extra_system(messages)
         if note:  # after the stable prefix, so the server's prompt cache still covers the tool list
@@ -436,9 +436,10 @@ class LocalAdapter:
 
 
 def _forced_tool(choice: Any) -> str | None:
+    """The one branch the grammar allows: a named tool, or the final answer for tool_choice "none"."""
     if isinstance(choice, dict):
         return (choice.get("function") or {}).get("name")
-    return None
+    return FINAL_ANSWER if choice == "none" else None
 
 
 def _extra_system(messages: list[dict[str, Any]]) -> str:
