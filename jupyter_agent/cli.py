@@ -3,6 +3,7 @@
     jupyter agent run "GOAL" --notebook PATH [--model M] [--plan] [--yes]
     jupyter agent sessions [ID]
     jupyter agent kernelspec install [--user | --sys-prefix | --prefix DIR]
+    jupyter agent model list | prepare [NAME]
 
 ``run`` uses the same engine and tools as the server, configured from the same Jupyter config files: the
 notebook is edited through a private shared document and written back after each edit, and its cells run
@@ -53,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     sessions.add_argument("id", nargs="?", help="a session id (or a unique prefix of one)")
     sessions.add_argument("--json", action="store_true", help="print JSON")
 
+    model = commands.add_parser("model", help="the embedded offline model: list the models, prepare one")
+    model_commands = model.add_subparsers(dest="model_command", metavar="ACTION")
+    model_commands.add_parser("list", help="the embedded models, whether each is installed and prepared")
+    prepare = model_commands.add_parser(
+        "prepare", help="join an installed model's weights into its GGUF file now (checked by SHA-256)"
+    )
+    prepare.add_argument("name", nargs="?", help="the model (default: the configured local_model)")
+
     kernelspec = commands.add_parser("kernelspec", help="manage the agent kernel")
     kernel_commands = kernelspec.add_subparsers(dest="kernel_command", metavar="ACTION")
     install = kernel_commands.add_parser("install", help='install the "Python 3 (agent)" kernel')
@@ -77,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         code = show_sessions(args)
     elif args.command == "kernelspec" and args.kernel_command == "install":
         code = install_kernel(args)
+    elif args.command == "model" and args.model_command in ("list", "prepare"):
+        code = list_models() if args.model_command == "list" else prepare_model(args.name)
     else:
         parser.print_help()
         code = 2
@@ -384,6 +395,48 @@ def conversation_lines(events: list[dict[str, Any]]) -> list[str]:
         elif kind == "done" and event.get("reason") != "completed":
             lines.append(f"  ({event.get('reason')})")
     return lines
+
+
+# -- the embedded model ------------------------------------------------------------------------------------
+
+
+def _configured_local_model() -> str:
+    from jupyter_agent.runtime import agent_settings, load_agent_config
+
+    return str(agent_settings(load_agent_config()).local_model)
+
+
+def list_models() -> int:
+    from jupyter_agent.composition import data_path
+    from jupyter_agent.local_model.registry import MODELS
+    from jupyter_agent.local_model.weights import install_hint, missing_parts
+
+    configured = _configured_local_model()
+    print(f"{'MODEL':<20}  {'INSTALLED':<9}  {'PREPARED':<8}  TITLE")
+    for name, spec in MODELS.items():
+        installed = "yes" if not missing_parts(spec) else "no"
+        prepared = "yes" if (data_path("", "models") / spec.filename).is_file() else "no"
+        mark = " (configured)" if name == configured else ""
+        print(f"{name:<20}  {installed:<9}  {prepared:<8}  {spec.title}{mark}")
+        if installed == "no":
+            print(f"{'':<20}  install: {install_hint(spec)}")
+    return 0
+
+
+def prepare_model(name: str | None) -> int:
+    """Join the model's weights into its GGUF file where the server looks for it (e.g. in an image build)."""
+    from jupyter_agent.composition import data_path
+    from jupyter_agent.local_model.registry import get_spec
+    from jupyter_agent.local_model.weights import WeightsError, assemble
+
+    name = name or _configured_local_model()
+    try:
+        path = assemble(get_spec(name), data_path("", "models"))
+    except (WeightsError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{name}: {path} ({path.stat().st_size / 1e6:.0f} MB; its SHA-256 was checked when joined)")
+    return 0
 
 
 # -- kernelspec ----------------------------------------------------------------------------------------------

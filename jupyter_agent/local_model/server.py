@@ -81,11 +81,36 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _cores() -> int:
+def _cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may really use: the cores it may run on, capped by its container's CPU quota.
+
+    A container (a Binder or JupyterHub pod) often sees every core of its machine but may use only one or
+    two CPUs' worth of time; one llama.cpp thread per visible core would then spend most of its time
+    throttled.
+    """
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        visible = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+    quota = _cpu_quota(cgroup)
+    return max(1, min(visible, int(quota))) if quota else visible
+
+
+def _cpu_quota(cgroup: Path) -> float | None:
+    """The cgroup's CPU quota in CPUs (v2 ``cpu.max``, else v1 ``cfs_quota_us``), or None without one."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        quota_us, period_us = int(quota), int(period)
+    except ValueError:  # "max": no quota
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
 class LocalModelServer:
