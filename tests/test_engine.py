@@ -425,6 +425,26 @@ async def test_a_call_that_keeps_failing_the_same_way_gets_an_answer_without_too
     assert events[-2]["type"] == "message" and "could not read x" in events[-2]["content"]
 
 
+async def test_the_same_call_three_times_in_a_row_gets_an_answer_without_tools(make_engine, llm):
+    ran: list[str] = []
+    engine = make_engine(echo_tool(ran))
+    session, watch = engine.open()
+    llm.script(
+        Reply(tool_calls=[call("echo", "call_1", text="a")]),
+        Reply(tool_calls=[call("echo", "call_2", text="b")]),
+        Reply(tool_calls=[call("echo", "call_3", text="b")]),
+        Reply(tool_calls=[call("echo", "call_4", text="b")]),
+        Reply(text="It says b."),
+    )
+
+    events = await engine.ask(session, watch, "echo b")
+
+    assert events[-1]["type"] == "done" and events[-1]["reason"] == "completed"
+    assert ran == ["a", "b", "b", "b"]
+    assert [r.get("tool_choice") for r in llm.requests] == [None, None, None, None, "none"]
+    assert "same tool call 3 times in a row" in llm.requests[-1]["messages"][0]["content"]
+
+
 async def test_a_turn_over_its_time_limit_ends_with_a_turn_timeout_error(make_engine, llm):
     stopped = asyncio.Event()
 

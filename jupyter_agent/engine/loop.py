@@ -31,13 +31,17 @@ and run the cells you write to check them. Paths are relative to the workspace r
 Markdown once the task is done."""
 
 MAX_TOOL_TEXT = 16_000
-#: The same call (tool and arguments) failing this often in one turn is a loop: the next model call gets no
-#: tools (tool_choice "none"), so the model answers with what it knows instead of trying again until the
-#: step budget runs out. Small local models are prone to it.
-REPEATED_FAILURES = 3
-STOP_REPEATING = (
+#: A loop: the same call (tool and arguments) failing this often in one turn, or made this many times in a
+#: row. The next model call then gets no tools (tool_choice "none"), so the model answers with what it has
+#: instead of repeating itself until the step budget runs out. Small local models are prone to both.
+REPEATED_CALLS = 3
+STOP_FAILING = (
     "The same tool call has failed {n} times in this turn, so tools are unavailable for this reply. Answer "
     "the user now: say what you tried, what failed and why, and what they could do."
+)
+STOP_REPEATING = (
+    "You made the same tool call {n} times in a row; its result will not change, so tools are unavailable "
+    "for this reply. Answer the user now from the results you already have."
 )
 
 ContextFactory = Callable[[Turn, ToolCall], ToolContext]
@@ -84,9 +88,9 @@ class AgentLoop:
     async def _run(self, turn: Turn) -> TurnResult:
         totals = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "model_calls": 0}
         failures: Counter[tuple[str, str]] = Counter()  # (tool, arguments) -> failed calls this turn
+        calls: list[tuple[str, str]] = []  # every call of this turn, in order
         for _step in range(self.budget.max_steps):
-            repeated = max(failures.values(), default=0)
-            completion = await self._call_model(turn, repeated if repeated >= REPEATED_FAILURES else 0)
+            completion = await self._call_model(turn, _loop_note(failures, calls))
             totals["model_calls"] += 1
             totals["prompt_tokens"] += completion.usage.prompt_tokens
             totals["completion_tokens"] += completion.usage.completion_tokens
@@ -99,23 +103,24 @@ class AgentLoop:
                 return TurnResult("completed", totals)
             outcomes = await asyncio.gather(*(self._run_call(turn, call) for call in completion.tool_calls))
             for call, ok in zip(completion.tool_calls, outcomes, strict=True):
+                calls.append((call.name, call.arguments))
                 if not ok:
-                    failures[(call.name, call.arguments)] += 1
+                    failures[calls[-1]] += 1
             used = totals["prompt_tokens"] + totals["completion_tokens"]
             if self.budget.max_tokens is not None and used >= self.budget.max_tokens:
                 return TurnResult("max_tokens", totals)
         return TurnResult("max_steps", totals)
 
-    async def _call_model(self, turn: Turn, repeated_failures: int = 0) -> Completion:
-        """One model call; after a call that keeps failing (``repeated_failures``), one without tools."""
+    async def _call_model(self, turn: Turn, loop_note: str = "") -> Completion:
+        """One model call; in a loop of repeated calls (``loop_note`` says which), one without tools."""
         vision = await self.llm.supports_vision(turn.model)
         system = self.system_prompt
         degraded = self.router.degraded()
         if degraded:
             system += "\n\nTools that are failing right now (prefer other ways): " + "; ".join(degraded)
         extra: dict[str, Any] = {}
-        if repeated_failures:
-            system += "\n\n" + STOP_REPEATING.format(n=repeated_failures)
+        if loop_note:
+            system += "\n\n" + loop_note
             extra["tool_choice"] = "none"
         messages = [{"role": "system", "content": system}, *turn.transcript(vision)]
         partial: list[str] = []
@@ -182,3 +187,14 @@ class AgentLoop:
             except Exception:
                 log.exception("Could not write the audit record for call %s", call.id)
         return result.ok
+
+
+def _loop_note(failures: Counter[tuple[str, str]], calls: list[tuple[str, str]]) -> str:
+    """What to tell a model caught in a loop of repeated tool calls, or '' when it is not in one."""
+    failed = max(failures.values(), default=0)
+    if failed >= REPEATED_CALLS:
+        return STOP_FAILING.format(n=failed)
+    last = calls[-REPEATED_CALLS:]
+    if len(last) == REPEATED_CALLS and len(set(last)) == 1:
+        return STOP_REPEATING.format(n=REPEATED_CALLS)
+    return ""
