@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -266,21 +267,30 @@ async def test_stall_mid_stream_times_out(llm: ScriptedLLM) -> None:
     llm.script(Stall(seconds=20, after_text="some text"))
     received: list[str] = []
     started = time.perf_counter()
-    with pytest.raises(litellm.exceptions.MidStreamFallbackError) as info:
+    # litellm >= 1.110 raises its Timeout here; earlier releases wrapped it in MidStreamFallbackError.
+    with pytest.raises((litellm.exceptions.Timeout, litellm.exceptions.MidStreamFallbackError)) as info:
         async for chunk in await _open_stream(llm, timeout=0.5, stream_timeout=0.5):
             if chunk.choices and chunk.choices[0].delta.content:
                 received.append(chunk.choices[0].delta.content)
     assert "".join(received) == "some text"
-    assert "Timeout on reading data from socket" in str(info.value)
+    assert re.search(r"timed out|Timeout on reading", str(info.value)), str(info.value)
     assert time.perf_counter() - started < 10
 
 
 @pytest.mark.asyncio
-async def test_stall_then_close_without_done_ends_stream_quietly(llm: ScriptedLLM) -> None:
-    """litellm treats a body that ends without [DONE] as a normal end of stream."""
+async def test_stall_then_close_without_done_keeps_the_text_streamed_before(llm: ScriptedLLM) -> None:
+    """A body that ends with no finish_reason and no [DONE]: litellm >= 1.110 raises MidStreamFallbackError
+    ("Stream ended before a finish_reason was received"); earlier releases ended the stream quietly. Either
+    way the text streamed before it arrives."""
     llm.script(Stall(seconds=0.2, after_text="cut short"))
-    chunks = await _collect(llm)
-    assert "".join(_content(chunks)) == "cut short"
+    received: list[str] = []
+    try:
+        async for chunk in await _open_stream(llm):
+            if chunk.choices and chunk.choices[0].delta.content:
+                received.append(chunk.choices[0].delta.content)
+    except litellm.exceptions.MidStreamFallbackError as err:
+        assert "finish_reason" in str(err)
+    assert "".join(received) == "cut short"
 
 
 @pytest.mark.asyncio

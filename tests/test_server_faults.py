@@ -99,7 +99,14 @@ async def test_cancel_mid_stream_ends_with_done_cancelled(agent, llm):
     sid = await agent.new_session()
     ws = await agent.connect(sid)
     await ws.send(type="prompt", text="long one")
-    await ws.until_type("token")
+    shown: list[str] = []
+
+    def all_shown(frame: dict) -> bool:  # the text may come in several tokens: cancel once all is seen
+        if frame.get("type") == "token":
+            shown.append(frame["text"])
+        return "".join(shown) == "I am thinking about"
+
+    await ws.until(all_shown)
     await ws.send(type="cancel")
     frames = await ws.until_type("done", "error")
     assert frames[-1]["type"] == "done" and frames[-1]["reason"] == "cancelled"
