@@ -484,6 +484,20 @@ async def test_a_failed_model_call_is_retried_and_the_turn_succeeds(make_engine,
     assert len(llm.requests) == 2
 
 
+async def test_a_stream_cut_off_before_any_text_is_retried(make_engine, llm):
+    """Headers and an empty first chunk, then the connection ends with no finish_reason (a proxy dropping
+    the stream): nothing was shown, so the call is retried."""
+    engine = make_engine()
+    session, watch = engine.open()
+    llm.script(Stall(seconds=0.1, opened=True), Reply(text="recovered"))
+
+    events = await engine.ask(session, watch, "hello")
+
+    assert [e["type"] for e in terminal(events)] == ["done"]
+    assert "".join(e["text"] for e in events if e["type"] == "token") == "recovered"
+    assert len(llm.requests) == 2
+
+
 @pytest.mark.parametrize(
     ("status", "code", "explains"),
     [(500, "provider_error", "HTTP 500"), (429, "rate_limited", "rate limiting")],

@@ -74,6 +74,7 @@ class Stall:
 
     seconds: float = 30.0
     after_text: str = ""
+    opened: bool = False  # with no after_text: send the headers and an empty first chunk, then go silent
 
 
 @dataclass(frozen=True)
@@ -334,7 +335,7 @@ class ScriptedLLM:
         if isinstance(step, Fail):
             return _error(step.status, step.message, step.retry_after)
         try:
-            if isinstance(step, Stall) and (not step.after_text or not body.get("stream")):
+            if isinstance(step, Stall) and (not (step.after_text or step.opened) or not body.get("stream")):
                 await self._hold(request, step.seconds)
                 if request.transport is not None:
                     request.transport.close()  # hang up without any answer
