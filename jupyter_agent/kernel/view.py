@@ -5,7 +5,8 @@ updated in place (``update_display_data``, at most every :data:`THROTTLE` second
 each tool call is a collapsible block showing its code and, once it ran, its output and images. These are
 plain display outputs rather than widget state, so they stay in the saved notebook and render in every
 frontend. Widgets are used only for what needs a click: the Stop button and approvals, shown while the
-turn runs and removed when it ends. Without a rich frontend (terminal IPython) text is printed as it comes.
+turn runs and removed when it ends. Without a rich frontend (terminal IPython) text is printed as it comes
+(:mod:`jupyter_agent.kernel.plain_view`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from jupyter_agent.kernel.events import Approve, PlanTracker, arguments_of, ask, cut, turn_footer
+from jupyter_agent.kernel.plain_view import PlainView
 from jupyter_agent.kernel.plan_view import Decide, PlanApproval, decide_in_text
 
 THROTTLE = 0.1  # seconds between two updates of a streaming answer
-MAX_SHOWN = 4000  # characters of a tool's output shown under the cell
-
-Approve = Callable[[str, str], None]
 
 
 def make_view(
@@ -45,80 +45,6 @@ def _comms_while_busy() -> bool:
     except ImportError:
         return False
     return tuple(getattr(ipykernel, "version_info", (0,))[:1]) >= (7,)
-
-
-PLAN_MARKS = {
-    "pending": "○",
-    "ready": "◔",
-    "running": "⏳",
-    "done": "✓",
-    "failed": "✗",
-    "skipped": "↷",
-    "cancelled": "⏹",
-}
-
-
-def task_line(task: dict[str, Any]) -> str:
-    """One task of a plan as a line: its state, id and title (and why it failed)."""
-    line = f"{PLAN_MARKS.get(task.get('state', ''), '·')} {task.get('id')}: {task.get('title', '')}"
-    return line + (f" — {task['error']}" if task.get("state") == "failed" and task.get("error") else "")
-
-
-class PlanTracker:
-    """The tasks of the plan a turn runs, kept up to date from ``plan`` and ``task_update`` events."""
-
-    def __init__(self) -> None:
-        self.tasks: dict[str, dict[str, Any]] = {}
-        self.status = ""
-
-    def update(self, event: dict[str, Any]) -> bool:
-        """Apply a plan event; True when it changed what a person sees."""
-        if event["type"] == "plan":
-            self.status = event.get("status", "")
-            self.tasks = {t["id"]: dict(t) for t in event.get("tasks") or [] if not t.get("replaced")}
-            return True
-        task = self.tasks.get(event.get("id") or event.get("task"))
-        if task is None or task.get("state") == event.get("state"):
-            return False
-        task.update({k: v for k, v in event.items() if k in ("state", "error", "summary")})
-        return True
-
-    def lines(self) -> list[str]:
-        return [task_line(t) for t in self.tasks.values()]
-
-
-def turn_footer(model: str, usage: dict[str, Any] | None, seconds: float) -> str:
-    """One line on what a finished turn took: model, model calls, tokens, cost when known, time."""
-    usage = usage or {}
-    calls = usage.get("model_calls") or 0
-    if not calls:
-        return ""
-    tokens = (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)
-    parts = [model] if model else []
-    parts += [f"{calls} model call{'s' if calls != 1 else ''}", f"{tokens:,} tokens"]
-    cost = usage.get("cost")
-    if cost:
-        parts.append(f"${cost:.4f}")
-    parts.append(f"{seconds:.1f} s")
-    return " · ".join(parts)
-
-
-def _arguments(event: dict[str, Any]) -> dict[str, Any]:
-    args = event.get("arguments")
-    return args if isinstance(args, dict) else {"arguments": args}
-
-
-def _cut(text: str, limit: int = MAX_SHOWN) -> str:
-    return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more characters]"
-
-
-def _ask(prompt: str) -> str | None:
-    """A decision typed by the person, or None when this frontend cannot ask (no stdin)."""
-    try:
-        answer = input(prompt)
-    except Exception:  # StdinNotImplementedError, EOFError: nobody can answer here
-        return None
-    return {"y": "once", "yes": "once", "a": "always", "always": "always"}.get(answer.strip().lower(), "deny")
 
 
 class RichView:
@@ -306,7 +232,7 @@ class RichView:
         self._text_handle = None
 
     def _tool_call(self, event: dict[str, Any]) -> None:
-        block = {"name": event["name"], "args": _arguments(event), "state": "running", "result": None}
+        block = {"name": event["name"], "args": arguments_of(event), "state": "running", "result": None}
         block["task"] = event.get("task")  # a plan's task ran it: say which
         block["handle"] = self._display(self._tool_bundle(block), raw=True, display_id=True)
         self._tools[event["call_id"]] = block
@@ -332,12 +258,12 @@ class RichView:
         )
         task = f"[{block['task']}] " if block.get("task") else ""
         summary = (
-            f"{mark} {html.escape(task)}<code>{html.escape(name)}</code> {html.escape(_cut(first, 80))}{took}"
+            f"{mark} {html.escape(task)}<code>{html.escape(name)}</code> {html.escape(cut(first, 80))}{took}"
         )
         parts = [f"<details><summary>{summary}</summary>", f"<pre>{html.escape(shown)}</pre>"]
         plain = [f"{mark} {task}{name}{took}", shown]
         if result is not None:
-            content = _cut(str(result.get("content", "")))
+            content = cut(str(result.get("content", "")))
             parts.append(f"<pre>{html.escape(content)}</pre>")
             plain.append(content)
             for image in result.get("images") or []:
@@ -350,7 +276,7 @@ class RichView:
         question = f"Allow {name}({json.dumps(event.get('arguments'), ensure_ascii=False)[:300]})?"
         widgets = _widgets() if self.interactive else None
         if widgets is None:
-            decision = _ask(f"{question} [y]es / [a]lways / [N]o: ")
+            decision = ask(f"{question} [y]es / [a]lways / [N]o: ")
             if decision is None:
                 self.note(f"{name} needs approval and this frontend cannot ask; it was denied.")
                 decision = "deny"
@@ -378,102 +304,6 @@ class RichView:
         }
         handle.update({"text/plain": text.get(decision, "")}, raw=True)
         box.close()
-
-
-class PlainView:
-    """Text printed as it comes (terminal IPython and other frontends without rich display)."""
-
-    def __init__(self, on_approve: Approve | None, on_plan: Decide | None = None) -> None:
-        self.on_approve = on_approve
-        self.on_plan = on_plan
-        self._plan_asked = False
-        self._in_text = False
-        self._ended = False
-        self._plan = PlanTracker()
-        self._plan_shown = False
-        self._streamed = False
-
-    def start(self) -> None: ...
-
-    def close(self) -> None:
-        self._newline()
-
-    def next_flush_in(self) -> float | None:
-        return None
-
-    def flush(self) -> None: ...
-
-    def _newline(self) -> None:
-        if self._in_text:
-            print(flush=True)
-            self._in_text = False
-
-    def handle(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if kind in ("plan", "task_update"):
-            if self._plan.update(event) and self._plan.tasks:
-                self._newline()
-                if not self._plan_shown:
-                    print("Plan:\n" + "\n".join(f"  {line}" for line in self._plan.lines()), flush=True)
-                    self._plan_shown = True
-                elif kind == "task_update" and event.get("state") not in ("pending", "ready"):
-                    print(f"  {task_line(self._plan.tasks[event['id']])}", flush=True)
-            if kind == "plan" and event.get("status") == "awaiting_approval" and not self._plan_asked:
-                self._plan_asked = True
-                if self.on_plan is not None:
-                    decide_in_text(self.on_plan, self.note)
-        elif event.get("task") and kind in ("token", "thinking", "message", "usage"):
-            return
-        elif kind == "token":
-            sys.stdout.write(event["text"])
-            sys.stdout.flush()
-            self._in_text = self._streamed = True
-        elif kind == "message" and event.get("role") == "assistant":
-            if event.get("content") and not self._streamed and not event.get("partial"):
-                self._newline()
-                print(event["content"], flush=True)
-            self._streamed = False
-        elif kind == "tool_call":
-            self._newline()
-            args = _arguments(event)
-            shown = (
-                args.get("code") if event["name"] == "python_run" else json.dumps(args, ensure_ascii=False)
-            )
-            task = f"[{event['task']}] " if event.get("task") else ""
-            print(f"⚙ {task}{event['name']}: {_cut(str(shown), 300)}", flush=True)
-        elif kind == "tool_result":
-            mark = "✓" if event.get("ok") else "✗"
-            body = _cut(str(event.get("content", "")), 1000).replace("\n", "\n  ")
-            print(f"  {mark} {body}", flush=True)
-        elif kind == "approval_request":
-            self._newline()
-            decision = _ask(f"Allow {event['name']}({json.dumps(event.get('arguments'))[:300]})? [y/a/N]: ")
-            if self.on_approve is not None:
-                self.on_approve(event["call_id"], decision or "deny")
-        elif kind in ("done", "error"):
-            self.finish(event)
-
-    def finish(self, event: dict[str, Any]) -> None:
-        if self._ended:
-            return
-        self._ended = True
-        self._newline()
-        if event["type"] == "error":
-            self.error(event.get("message") or "the turn failed")
-        elif event.get("reason") == "cancelled":
-            print("Cancelled.", flush=True)
-
-    def note(self, text: str) -> None:
-        if text:
-            self._newline()
-            print(text, flush=True)
-
-    def error(self, text: str) -> None:
-        self._newline()
-        print(f"Agent error: {text}", file=sys.stderr, flush=True)
-
-    def plan_refused(self, reason: str) -> None:
-        self.error(reason)
 
 
 def _widgets() -> Any:
