@@ -115,7 +115,7 @@ def _new_notebook(target: Path) -> None:
 
 
 async def run_goal(args: argparse.Namespace) -> int:
-    from jupyter_agent.runtime import NO_MODEL, PLANNING_UNAVAILABLE, load_agent_config
+    from jupyter_agent.runtime import NO_MODEL, load_agent_config
 
     config = load_agent_config()
     overrides = {"model": args.model} if args.model else {}
@@ -139,12 +139,7 @@ async def run_goal(args: argparse.Namespace) -> int:
     kernels = LocalKernels(root)
     agent.services["cells"] = CellRunner(editor, kernels, agent.settings.cell_timeout)
     if args.yes:
-        for name in agent.router.names:
-            if agent.router.policy_for(name) == "ask":
-                agent.router.policy_overrides[name] = "allow"
-    if args.plan and not agent.can_plan:
-        print(PLANNING_UNAVAILABLE, file=sys.stderr)
-    agent.llm.preload()
+        agent.allow_tools_that_ask()
     session = agent.sessions.create(args.goal.strip().splitlines()[0][:60], owner=agent.user)
     printer = TerminalPrinter(session, can_ask=sys.stdin.isatty())
     final: dict[str, Any] = {"type": "error", "message": "the turn did not finish"}
@@ -238,13 +233,13 @@ def conversation_lines(events: list[dict[str, Any]]) -> list[str]:
 
 
 def _configured_local_model() -> str:
-    from jupyter_agent.runtime import agent_settings, load_agent_config
+    from jupyter_agent.runtime import configured_local_model, load_agent_config
 
-    return str(agent_settings(load_agent_config()).local_model)
+    return configured_local_model(load_agent_config())
 
 
 def list_models() -> int:
-    from jupyter_agent.composition import data_path
+    from jupyter_agent.composition import models_dir
     from jupyter_agent.local_model.registry import MODELS
     from jupyter_agent.local_model.weights import install_hint, missing_parts
 
@@ -252,7 +247,7 @@ def list_models() -> int:
     print(f"{'MODEL':<20}  {'INSTALLED':<9}  {'PREPARED':<8}  TITLE")
     for name, spec in MODELS.items():
         installed = "yes" if not missing_parts(spec) else "no"
-        prepared = "yes" if (data_path("", "models") / spec.filename).is_file() else "no"
+        prepared = "yes" if (models_dir() / spec.filename).is_file() else "no"
         mark = " (configured)" if name == configured else ""
         print(f"{name:<20}  {installed:<9}  {prepared:<8}  {spec.title}{mark}")
         if installed == "no":
@@ -262,13 +257,13 @@ def list_models() -> int:
 
 def prepare_model(name: str | None) -> int:
     """Join the model's weights into its GGUF file where the server looks for it (e.g. in an image build)."""
-    from jupyter_agent.composition import data_path
+    from jupyter_agent.composition import models_dir
     from jupyter_agent.local_model.registry import get_spec
     from jupyter_agent.local_model.weights import WeightsError, assemble
 
     name = name or _configured_local_model()
     try:
-        path = assemble(get_spec(name), data_path("", "models"))
+        path = assemble(get_spec(name), models_dir())
     except (WeightsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

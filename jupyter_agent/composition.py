@@ -32,6 +32,11 @@ def data_path(configured: str, name: str) -> Path:
     return Path(configured) if configured else Path(jupyter_data_dir()) / "agent" / name
 
 
+def models_dir() -> Path:
+    """Where the embedded models' joined GGUF files live: ``<jupyter data dir>/agent/models``."""
+    return data_path("", "models")
+
+
 def describe_prompt(text: str, context: dict[str, Any]) -> str:
     """The user's message as the model reads it: the text plus the document it names, if any."""
     notebook = context.get("notebook")
@@ -91,7 +96,7 @@ def embedded_model(llm: LLMClient, settings: Any) -> LocalModelServer | None:
     return configure(
         llm,
         settings.local_model,
-        data_path("", "models"),
+        models_dir(),
         threads=settings.local_model_threads,
     )
 

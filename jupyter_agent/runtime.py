@@ -22,14 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jupyter_agent.composition import data_path
+from jupyter_agent.composition import Engine, data_path
 from jupyter_agent.errors import AgentError
 
 if TYPE_CHECKING:
-    from jupyter_agent.engine.llm import LLMClient
-    from jupyter_agent.engine.loop import AgentLoop
-    from jupyter_agent.engine.router import ToolRouter
-    from jupyter_agent.engine.session import Session, SessionManager
+    from jupyter_agent.engine.session import Session
     from jupyter_agent.store import Store
     from jupyter_agent.tools.base import Tool
 
@@ -88,6 +85,11 @@ def configured_model(config: dict[str, Any], overrides: dict[str, Any] | None = 
     return ""
 
 
+def configured_local_model(config: dict[str, Any], overrides: dict[str, Any] | None = None) -> str:
+    """The embedded model used when no model is configured (the ``local_model`` setting, or its default)."""
+    return str(agent_settings(config, overrides).local_model)
+
+
 def agent_settings(config: dict[str, Any], overrides: dict[str, Any] | None = None) -> Any:
     """A ``JupyterAgent`` carrying the configured traits (validated, with their defaults); never started."""
     from traitlets.config import Config
@@ -100,28 +102,24 @@ def agent_settings(config: dict[str, Any], overrides: dict[str, Any] | None = No
 
 
 @dataclass
-class LocalAgent:
-    """The engine of one process: its LLM client, tools, agent loop and sessions (with their store)."""
+class LocalAgent(Engine):
+    """The engine of one process, with the settings it was built from, its tool services and its user."""
 
-    settings: Any  # the JupyterAgent traits in effect
-    root_dir: Path
-    llm: LLMClient
-    router: ToolRouter
-    loop: AgentLoop
-    sessions: SessionManager
-    store: Store
+    settings: Any = None  # the JupyterAgent traits in effect
+    root_dir: Path = field(default_factory=Path.cwd)
     services: dict[str, Any] = field(default_factory=dict)
     user: str | None = None
-    local_model: Any = None  # the embedded model's server, when no model is configured
 
     @property
     def model(self) -> str:
         """The model turns use by default (``local/<name>`` for the embedded one), or ''."""
         return self.llm.model or ""
 
-    @property
-    def can_plan(self) -> bool:
-        return getattr(self.sessions, "planner", None) is not None
+    def allow_tools_that_ask(self) -> None:
+        """Let every tool whose policy is 'ask' run unasked (``--yes``)."""
+        for name in self.router.names:
+            if self.router.policy_for(name) == "ask":
+                self.router.policy_overrides[name] = "allow"
 
     def check_model(self, model: str | None = None) -> None:
         if not (model or self.llm.model):
@@ -142,8 +140,8 @@ class LocalAgent:
 
         ``on_event`` sees every event of the turn as it is logged (the user's message first, the terminal
         event last; a plan's task events carry ``task``). ``plan`` plans the goal into tasks first; ``auto``
-        runs the plan at once, else it waits for ``session.plan_approve()`` (check :attr:`can_plan`). Cancelling this coroutine
-        cancels the turn, waits for its ``done`` event and re-raises.
+        runs the plan at once, else it waits for ``session.plan_approve()``. Cancelling this coroutine cancels
+        the turn, waits for its ``done`` event and re-raises.
         """
         from jupyter_agent.engine.types import TERMINAL_EVENTS
 
@@ -166,7 +164,7 @@ class LocalAgent:
         session.subscribe(listen, after=None)
         try:
             user = {"username": self.user, "display_name": self.user} if self.user else None
-            extra = {"plan": True, "auto": auto} if plan and self.can_plan else {}
+            extra = {"plan": True, "auto": auto} if plan else {}
             turn = session.submit(text, context or {}, user, model, **extra)
             turn_id = turn.id
             for event in early:
@@ -196,13 +194,10 @@ class LocalAgent:
         return session
 
     async def close(self) -> None:
-        await self.sessions.close()
-        self.store.close()
+        await super().close()
         browser = self.services.get("browser")
         if browser is not None:
             await browser.close()
-        if self.local_model is not None:
-            await asyncio.to_thread(self.local_model.stop)
 
 
 def build_runtime(
@@ -243,18 +238,7 @@ def build_runtime(
         system_prompt=system_prompt,
         load_entry_points=load_entry_points,
     )
-    return LocalAgent(
-        settings,
-        root,
-        engine.llm,
-        engine.router,
-        engine.loop,
-        engine.sessions,
-        engine.store,
-        services,
-        _username(),
-        engine.local_model,
-    )
+    return LocalAgent(**vars(engine), settings=settings, root_dir=root, services=services, user=_username())
 
 
 def open_store(config: dict[str, Any] | None = None) -> Store:
@@ -263,9 +247,6 @@ def open_store(config: dict[str, Any] | None = None) -> Store:
 
     cfg = load_agent_config() if config is None else config
     return Store(data_path(str(cfg.get("db_path") or ""), "agent.db"))
-
-
-PLANNING_UNAVAILABLE = "Planning is not available in this version; running the request as a single turn."
 
 
 def _username() -> str | None:

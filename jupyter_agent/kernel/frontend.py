@@ -141,12 +141,13 @@ class KernelFrontend:
         return chosen or configured_model(load_agent_config(), self.overrides)
 
     def describe(self) -> dict[str, Any]:
-        from jupyter_agent.runtime import data_path, load_agent_config
+        from jupyter_agent.runtime import configured_local_model, data_path, load_agent_config
 
         config = load_agent_config()
+        embedded = configured_local_model(config, self.overrides)
         return {
             "model": self.effective_model()
-            or f"(none configured: the embedded {self._local_model(config)} model, when installed)",
+            or f"(none configured: the embedded {embedded} model, when installed)",
             "session": self.defaults["session"] or "(this kernel's own)",
             "overrides": dict(self.overrides),
             "store": str(
@@ -154,11 +155,6 @@ class KernelFrontend:
             ),
             "workdir": os.getcwd(),
         }
-
-    def _local_model(self, config: dict[str, Any]) -> str:
-        from jupyter_agent.runtime import agent_settings
-
-        return str(agent_settings(config, self.overrides).local_model)
 
     # -- running a turn (main thread) ---------------------------------------------------------------
     def run_sync(self, request: Request) -> None:
@@ -286,7 +282,6 @@ class KernelFrontend:
     # -- the engine thread --------------------------------------------------------------------------
     async def _serve_turn(self, request: Request, handle: TurnHandle) -> None:
         from jupyter_agent.errors import AgentError
-        from jupyter_agent.runtime import PLANNING_UNAVAILABLE
 
         channel = handle.channel
         final: dict[str, Any] | None = None
@@ -305,13 +300,9 @@ class KernelFrontend:
             if request.no_run or request.yes:
                 restore = dict(agent.router.policy_overrides)
             if request.yes:
-                for name in agent.router.names:
-                    if agent.router.policy_for(name) == "ask":
-                        agent.router.policy_overrides[name] = "allow"
+                agent.allow_tools_that_ask()
             if request.no_run:
                 agent.router.policy_overrides["python_run"] = "deny"
-            if request.plan and not agent.can_plan:
-                channel.put("note", PLANNING_UNAVAILABLE)
             model = request.model or self.defaults["model"]
             await agent.run(
                 session, request.text, model=model, on_event=forward, plan=request.plan, auto=request.yes
