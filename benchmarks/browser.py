@@ -89,7 +89,7 @@ async def main(n: int, naive_n: int) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}"
-    service = BrowserService(BrowserConfig())
+    service = BrowserService(BrowserConfig(allowed_networks=[base.removeprefix("http://")]))  # loopback
     ctx = ToolContext(session_id="bench", root_dir=Path(tempfile.gettempdir()), services={"browser": service})
     try:
         started = time.perf_counter()

@@ -17,6 +17,8 @@ from jupyter_agent.collaboration.files import Workspace
 from jupyter_agent.collaboration.notebooks import NotebookEditor
 from jupyter_agent.composition import browser_config, compose_engine, data_path
 from jupyter_agent.server import browser_handlers, handlers
+from jupyter_agent.server.access import SessionAccess, privacy_applies
+from jupyter_agent.server.authorization import PersonAuthorization
 from jupyter_agent.server.kernels import ServerKernels
 from jupyter_agent.server.service import AgentService
 from jupyter_agent.server.shutdown import install_shutdown_workaround
@@ -116,10 +118,61 @@ class JupyterAgent(ExtensionApp):
     browser_memory_limit_mb = Int(
         0, config=True, help="Restart the browser when its memory exceeds this (MB); 0: never."
     )
+    allowed_networks = List(
+        Unicode(),
+        config=True,
+        help="""Hosts, addresses and networks the browser and web_fetch may reach although they are not
+        public. By default every loopback, private, link-local, multicast, reserved and cloud-metadata
+        address is refused, in any spelling, on the address each request resolves to (redirects and a page's
+        sub-resources included). Entries: a host name ('intranet.example.org'), an address ('127.0.0.1',
+        '::1'), either with a port ('127.0.0.1:8000', '[::1]:8000', 'intranet.example.org:8080'), or a
+        network ('10.1.0.0/16'). An entry with a port allows that port only. The Jupyter server's own
+        address is reachable only through an entry naming it with its port (say '127.0.0.1:8888').""",
+    )
+    user_requests_per_minute = Int(
+        0, config=True, help="Prompts one person may send per minute (all sessions together); 0: no limit."
+    )
+    user_tokens_per_day = Int(
+        0,
+        config=True,
+        help="Model tokens (prompt + completion) one person may use per day (UTC); 0: no limit.",
+    )
+    user_cost_per_day = Float(
+        0.0, config=True, help="US dollars of model use one person may spend per day (UTC); 0: no limit."
+    )
+    untrusted_content_policy = Unicode(
+        "ask",
+        config=True,
+        help="""What happens once a turn has read content from outside the workspace (a web page, web_fetch, a
+        browser snapshot): 'ask' (the default) makes its calls that run code or a shell, write files or open
+        a new host ask a person first, for the rest of the turn, saying what was read; 'allow' lets them run
+        as tool_policy says.""",
+    )
+    session_privacy = Unicode(
+        "auto",
+        config=True,
+        help="""Who sees a chat session: 'private' (its owner, and the collaborators of its notebook once the
+        owner shares it), 'open' (everyone who may use the agent), or 'auto': private when the server tells
+        people apart (JupyterHub, a custom IdentityProvider), open for a server with one person's token or
+        password.""",
+    )
     db_path = Unicode(
         "",
         config=True,
         help="SQLite file for sessions, events and the audit log. Empty: <jupyter data dir>/agent/agent.db.",
+    )
+    redact_pii = Bool(
+        False,
+        config=True,
+        help="""Also hide personal data from events, logs, the audit log and the model: e-mail addresses, phone
+        numbers, payment card numbers (Luhn-checked) and IBANs (mod-97-checked). Secrets (API keys, tokens,
+        passwords, private keys, the configured api_key) are always hidden.""",
+    )
+    audit_log_file = Unicode(
+        "",
+        config=True,
+        help="""Also append every audit entry, with its hash, to this file as one JSON line (for log shipping).
+        Empty: the audit log is kept in the agent's database only.""",
     )
     backup_dir = Unicode(
         "", config=True, help="Where file backups go. Empty: <jupyter data dir>/agent/backups."
@@ -160,6 +213,28 @@ class JupyterAgent(ExtensionApp):
             raise ValueError(f"local_model must be one of {sorted(MODELS)} or 'none'; got {value!r}")
         return value
 
+    @validate("allowed_networks")
+    def _check_allowed_networks(self, proposal: dict[str, Any]) -> list[str]:
+        from jupyter_agent.browser.network import AllowedNetwork
+
+        for entry in proposal["value"]:
+            AllowedNetwork.parse(entry)  # raises ValueError naming the entry and the forms it may take
+        return proposal["value"]
+
+    @validate("untrusted_content_policy")
+    def _check_untrusted_content_policy(self, proposal: dict[str, Any]) -> str:
+        if proposal["value"] not in ("ask", "allow"):
+            raise ValueError(f"untrusted_content_policy must be 'ask' or 'allow'; got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("session_privacy")
+    def _check_session_privacy(self, proposal: dict[str, Any]) -> str:
+        if proposal["value"] not in ("auto", "private", "open"):
+            raise ValueError(
+                f"session_privacy must be 'auto', 'private' or 'open'; got {proposal['value']!r}"
+            )
+        return proposal["value"]
+
     @validate("tool_policy")
     def _check_policy(self, proposal: dict[str, Any]) -> dict[str, str]:
         value = proposal["value"]
@@ -174,8 +249,10 @@ class JupyterAgent(ExtensionApp):
             raise ValueError(f"{proposal['trait'].name} must be at least 1")
         return proposal["value"]
 
-    @validate("task_retries", "max_replans")
-    def _check_not_negative(self, proposal: dict[str, Any]) -> int:
+    @validate(
+        "task_retries", "max_replans", "user_requests_per_minute", "user_tokens_per_day", "user_cost_per_day"
+    )
+    def _check_not_negative(self, proposal: dict[str, Any]) -> int | float:
         if proposal["value"] < 0:
             raise ValueError(f"{proposal['trait'].name} must not be negative")
         return proposal["value"]
@@ -186,7 +263,9 @@ class JupyterAgent(ExtensionApp):
         documents = YDocProvider(self.serverapp.web_app.settings, root)
         editor = NotebookEditor(documents)
         self.kernels = ServerKernels(self.serverapp)
-        workspace = Workspace(root, data_path(self.backup_dir, "backups"), documents)
+        # Files go through the server's ContentsManager: its hidden-file rules, storage and checkpoints.
+        backups = data_path(self.backup_dir, "backups")
+        workspace = Workspace(root, backups, documents, self.serverapp.contents_manager)
         # The browser starts on first use, then stays warm.
         self.browser = BrowserService(browser_config(self, self.serverapp.connection_url))
         self.tool_services = {
@@ -196,7 +275,19 @@ class JupyterAgent(ExtensionApp):
             "browser": self.browser,
         }
         self.root = root
-        engine = compose_engine(self, root, self.tool_services, [*builtin_tools(), *BROWSER_TOOLS])
+        identity = getattr(self.serverapp, "identity_provider", None)
+        token = getattr(identity, "token", "") or ""
+        # Tools run with the rights of the person whose prompt started the turn (the server's Authorizer).
+        authorization = PersonAuthorization(self.serverapp.authorizer)
+        self.access = SessionAccess(authorization, privacy_applies(self.session_privacy, identity))
+        engine = compose_engine(
+            self,
+            root,
+            self.tool_services,
+            [*builtin_tools(), *BROWSER_TOOLS],
+            secrets=[token],
+            authorize=authorization,
+        )
         self.engine = engine
         self.llm = engine.llm
         models = [m for m in dict.fromkeys([engine.llm.model, *self.fallback_models, *self.models]) if m]
@@ -211,6 +302,8 @@ class JupyterAgent(ExtensionApp):
             models,
         )
         service.local_model = engine.local_model
+        service.trail = engine.audit
+        service.browser = self.browser
         self.service = service
 
     def initialize_handlers(self) -> None:
@@ -220,6 +313,7 @@ class JupyterAgent(ExtensionApp):
                 (f"{base}/health", handlers.HealthHandler),
                 (f"{base}/tools", handlers.ToolsHandler),
                 (f"{base}/transcribe", handlers.TranscribeHandler),
+                (f"{base}/audit", handlers.AuditHandler),
                 (f"{base}/sessions", handlers.SessionsHandler),
                 (f"{base}/sessions/{SESSION}", handlers.SessionHandler),
                 (f"{base}/sessions/{SESSION}/events", handlers.EventsHandler),

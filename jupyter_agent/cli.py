@@ -4,11 +4,13 @@
     jupyter agent sessions [ID]
     jupyter agent kernelspec install [--user | --sys-prefix | --prefix DIR]
     jupyter agent model list | prepare [NAME]
+    jupyter agent audit verify | show [--db PATH]
 
 ``run`` uses the same engine and tools as the server, configured from the same Jupyter config files: the
 notebook is edited through a private shared document and written back after each edit, and its cells run
 in a kernel started for it. Progress streams to the terminal. Tools that ask before they run are asked
-about on the terminal, allowed by ``--yes``, and denied when there is no terminal to ask on. With ``--plan``
+about on the terminal, allowed by ``--yes``, and refused at once (the model reads how to allow them) when
+there is no terminal to ask on. With ``--plan``
 the plan is printed and asked about the same way (``--yes`` runs it at once; with no terminal it does not
 run). The exit code is 1 when the turn ends in an error or is cancelled, 130 when interrupted, 0 otherwise.
 """
@@ -59,6 +61,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     prepare.add_argument("name", nargs="?", help="the model (default: the configured local_model)")
 
+    audit = commands.add_parser(
+        "audit", help="the audit log: check its hash chain, or show its latest entries"
+    )
+    audit_commands = audit.add_subparsers(dest="audit_command", metavar="ACTION")
+    verify = audit_commands.add_parser(
+        "verify", help="check the hash chain: exit 0 when intact, 1 naming the first entry that is not"
+    )
+    show = audit_commands.add_parser("show", help="print the latest entries, newest first")
+    show.add_argument("--limit", "-n", type=int, default=20, help="how many entries (default: 20)")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    for command in (verify, show):
+        command.add_argument("--db", help="the agent's database (default: the configured db_path)")
+
     kernelspec = commands.add_parser("kernelspec", help="manage the agent kernel")
     kernel_commands = kernelspec.add_subparsers(dest="kernel_command", metavar="ACTION")
     install = kernel_commands.add_parser("install", help='install the "Python 3 (agent)" kernel')
@@ -83,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         code = show_sessions(args)
     elif args.command == "kernelspec" and args.kernel_command == "install":
         code = install_kernel(args)
+    elif args.command == "audit" and args.audit_command in ("verify", "show"):
+        code = verify_audit(args.db) if args.audit_command == "verify" else show_audit(args)
     elif args.command == "model" and args.model_command in ("list", "prepare"):
         code = list_models() if args.model_command == "list" else prepare_model(args.name)
     else:
@@ -128,7 +145,7 @@ async def run_goal(args: argparse.Namespace) -> int:
     from jupyter_agent.runtime import build_runtime
 
     editor = NotebookEditor(FileProvider(root))
-    agent = build_runtime(root, {"notebooks": editor}, overrides=overrides, config=config)
+    agent = build_runtime(root, {"notebooks": editor}, overrides=overrides, config=config, role="cli")
     if not agent.model:  # nothing configured and no embedded model installed
         print(f"error: {agent.llm.no_model_hint or NO_MODEL}", file=sys.stderr)
         await agent.close()
@@ -140,8 +157,11 @@ async def run_goal(args: argparse.Namespace) -> int:
     agent.services["cells"] = CellRunner(editor, kernels, agent.settings.cell_timeout)
     if args.yes:
         agent.allow_tools_that_ask()
+    can_ask = sys.stdin.isatty()
+    if not can_ask:
+        agent.router.unattended = "--yes"  # a call that would ask is refused at once, naming the option
     session = agent.sessions.create(args.goal.strip().splitlines()[0][:60], owner=agent.user)
-    printer = TerminalPrinter(session, can_ask=sys.stdin.isatty())
+    printer = TerminalPrinter(session, can_ask=can_ask)
     final: dict[str, Any] = {"type": "error", "message": "the turn did not finish"}
     try:
         final = await agent.run(
@@ -205,6 +225,57 @@ def show_sessions(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+
+
+# -- audit ------------------------------------------------------------------------------------------------
+
+
+def _audit_store(db: str | None) -> Any:
+    """The store holding the audit log (``db``, else the configured one), or None when there is none."""
+    from jupyter_agent.runtime import data_path, load_agent_config
+    from jupyter_agent.store import Store
+
+    path = Path(db) if db else data_path(str(load_agent_config().get("db_path") or ""), "agent.db")
+    if not path.is_file():
+        print(f"error: there is no agent database at {path}", file=sys.stderr)
+        return None
+    return Store(path, role="cli")
+
+
+def verify_audit(db: str | None) -> int:
+    """Check the audit log's hash chain: 0 when intact, 1 naming the first broken entry, 2 with no database."""
+    from jupyter_agent.security.audit import verify_store
+
+    store = _audit_store(db)
+    if store is None:
+        return 2
+    try:
+        report = verify_store(store)
+    finally:
+        store.close()
+    if report.intact:
+        print(f"The audit log is intact: {report.entries} entries, each chained to the one before.")
+        return 0
+    print(f"The audit log is broken at {report.broken}.", file=sys.stderr)
+    return 1
+
+
+def show_audit(args: argparse.Namespace) -> int:
+    store = _audit_store(args.db)
+    if store is None:
+        return 2
+    try:
+        entries = store.audit_log(max(args.limit, 1))
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(entries, indent=1))
+        return 0
+    for entry in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["ts"]))
+        detail = json.dumps(entry["detail"], ensure_ascii=False)
+        print(f"{entry['id']:>6}  {when}  {entry['user'] or '-':<12}  {entry['action']:<20}  {detail[:200]}")
+    return 0
 
 
 def conversation_lines(events: list[dict[str, Any]]) -> list[str]:

@@ -9,7 +9,7 @@ here the same way for all of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,8 +21,10 @@ if TYPE_CHECKING:
     from jupyter_agent.engine.router import ToolRouter
     from jupyter_agent.engine.session import SessionManager
     from jupyter_agent.local_model.server import LocalModelServer
+    from jupyter_agent.security.audit import AuditTrail
+    from jupyter_agent.security.redaction import Redactor
     from jupyter_agent.store import Store
-    from jupyter_agent.tools.base import Tool
+    from jupyter_agent.tools.base import Permission, Tool
 
 
 def data_path(configured: str, name: str) -> Path:
@@ -55,6 +57,8 @@ class Engine:
     sessions: SessionManager
     store: Store
     local_model: LocalModelServer | None
+    redactor: Redactor | None = None  # what hides secrets from events, logs, the audit log and the model
+    audit: AuditTrail | None = None  # writes the audit log
 
     async def close(self) -> None:
         import asyncio
@@ -110,40 +114,64 @@ def compose_engine(
     policy: dict[str, str] | None = None,
     system_prompt: str | None = None,
     load_entry_points: bool = True,
+    role: str = "server",
+    secrets: Iterable[str] = (),
+    authorize: Callable[[Any, Permission], Awaitable[bool]] | None = None,
 ) -> Engine:
     """The engine for ``settings`` (a ``JupyterAgent``), its tools working in ``root`` through ``services``.
 
-    ``policy`` is merged over ``settings.tool_policy``; ``system_prompt`` replaces the default one.
+    ``policy`` is merged over ``settings.tool_policy``; ``system_prompt`` replaces the default one; ``role``
+    names this kind of process (``server``, ``kernel``, ``cli``) to the others that share the store;
+    ``secrets`` are values to hide wherever they appear, besides the configured API keys and the secret
+    environment variables (e.g. the Jupyter server's token). ``authorize(principal, permission)`` says
+    whether the person a turn acts for holds a tool's permission (the server's Authorizer); without it,
+    tools run with the process's own rights.
     """
+    from jupyter_agent.engine.budgets import Budgets
     from jupyter_agent.engine.loop import SYSTEM_PROMPT, AgentLoop, Budget
     from jupyter_agent.engine.router import ToolRouter
     from jupyter_agent.engine.scheduler import Scheduler
     from jupyter_agent.engine.session import SessionManager, Turn
     from jupyter_agent.engine.types import ToolCall
-    from jupyter_agent.security.redaction import redact
+    from jupyter_agent.security.audit import AuditTrail
+    from jupyter_agent.security.boundary import Outbound
+    from jupyter_agent.security.redaction import Redactor, redact_logs
     from jupyter_agent.store import Store
     from jupyter_agent.tools.base import ToolContext
 
+    redactor = Redactor.for_settings(settings, None, *secrets)
+    redact_logs(redactor)
     llm = make_llm(settings)
+    llm.redactor = redactor
     local_model = embedded_model(llm, settings)
-    store = Store(data_path(settings.db_path, "agent.db"))
+    store = Store(data_path(settings.db_path, "agent.db"), role=role)
+    audit = AuditTrail(store, redactor, settings.audit_log_file or None)
     router = ToolRouter(list(tools), {**settings.tool_policy, **(policy or {})}, state=store)
+    router.untrusted_content_policy = settings.untrusted_content_policy
     if load_entry_points:
         router.load_entry_points()
 
     def context_factory(turn: Turn, call: ToolCall) -> ToolContext:
+        user = (turn.user or {}).get("username")
+        check = None
+        if authorize is not None:
+            allowed = authorize
+
+            async def check(permission: Permission) -> str | None:
+                if await allowed(turn.principal, permission):
+                    return None
+                return f"not permitted: {user or 'this user'} lacks {permission[0]}:{permission[1]}"
+
         return ToolContext(
             session_id=turn.session.id,
             root_dir=root,
-            user=(turn.user or {}).get("username"),
+            user=user,
             call_id=call.id,
             services=services,
             emit=lambda kind, fields: turn.emit(kind, call_id=call.id, **fields),
+            authorize=check,
+            untrusted=turn.untrusted,
         )
-
-    def audit(turn: Turn, call: ToolCall, arguments: Any, result: Any, elapsed_ms: float) -> None:
-        detail = {"arguments": arguments, "ok": result.ok, "duration_ms": round(elapsed_ms, 1)}
-        store.audit(turn.session.id, (turn.user or {}).get("username"), f"tool:{call.name}", redact(detail))
 
     loop = AgentLoop(
         llm,
@@ -151,9 +179,12 @@ def compose_engine(
         context_factory,
         Budget(settings.max_steps, settings.turn_timeout, settings.max_turn_tokens or None),
         system_prompt=system_prompt or SYSTEM_PROMPT,
-        audit=audit,
     )
     sessions = SessionManager(store, loop, settings.approval_timeout, describe_prompt)
+    sessions.budgets = Budgets(
+        store, settings.user_requests_per_minute, settings.user_tokens_per_day, settings.user_cost_per_day
+    )
+    sessions.outbound = Outbound(redactor, audit)  # every event: redacted, and audited (prompts, tool calls)
     sessions.planner = Scheduler(
         loop,
         store,
@@ -162,7 +193,7 @@ def compose_engine(
         task_retries=settings.task_retries,
         max_replans=settings.max_replans,
     )
-    return Engine(llm, router, loop, sessions, store, local_model)
+    return Engine(llm, router, loop, sessions, store, local_model, redactor, audit)
 
 
 def browser_config(settings: Any, server_url: str | None = None) -> BrowserConfig:
@@ -179,6 +210,7 @@ def browser_config(settings: Any, server_url: str | None = None) -> BrowserConfi
         idle_timeout=settings.browser_idle_timeout,
         cache_ttl=settings.browser_cache_ttl,
         memory_limit_mb=settings.browser_memory_limit_mb or None,
+        allowed_networks=list(settings.allowed_networks),
     )
     if settings.browser_executable:
         config.executable_path = settings.browser_executable

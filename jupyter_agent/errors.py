@@ -34,6 +34,13 @@ class Conflict(AgentError):
     status = 409
 
 
+class Forbidden(AgentError):
+    """The person may not do this (the server's Authorizer, or the session's owner, says no)."""
+
+    code = "forbidden"
+    status = 403
+
+
 class PathOutsideRoot(BadRequest):
     """A path from a model or a request resolves outside the server's root directory."""
 

@@ -62,6 +62,18 @@ class LocalKernels:
             handle = self._kernels[path] = LocalKernel(manager.kernel_id or path, client, manager)
             return handle
 
+    async def restart(self, path: str, kernel_name: str | None) -> LocalKernel:
+        """Restart the notebook's kernel (started when there is none); waits for a cell of it that is
+        running to end, and reconnects the handle in place."""
+        handle = await self.kernel_for(path, kernel_name)
+        async with handle.lock, self._lock:  # kernel_for never holds a handle's lock: no deadlock
+            log.info("Restarting the kernel of %s", path)
+            handle.client.stop_channels()
+            await handle.manager.restart_kernel(now=True)
+            handle.client = await self._connect(handle.manager, path)
+            handle.note = None
+            return handle
+
     async def _start(self, path: str, kernel_name: str | None) -> Any:
         from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
         from jupyter_client.manager import AsyncKernelManager

@@ -116,10 +116,11 @@ class LocalAgent(Engine):
         return self.llm.model or ""
 
     def allow_tools_that_ask(self) -> None:
-        """Let every tool whose policy is 'ask' run unasked (``--yes``)."""
+        """Let every tool whose policy is 'ask' run unasked, even after a web page was read (``--yes``)."""
         for name in self.router.names:
             if self.router.policy_for(name) == "ask":
                 self.router.policy_overrides[name] = "allow"
+        self.router.untrusted_content_policy = "allow"
 
     def check_model(self, model: str | None = None) -> None:
         if not (model or self.llm.model):
@@ -211,6 +212,7 @@ def build_runtime(
     policy: dict[str, str] | None = None,
     system_prompt: str | None = None,
     load_entry_points: bool = True,
+    role: str = "kernel",
 ) -> LocalAgent:
     """Compose the engine the way the server does, for a process of its own.
 
@@ -237,6 +239,7 @@ def build_runtime(
         policy=policy,
         system_prompt=system_prompt,
         load_entry_points=load_entry_points,
+        role=role,
     )
     return LocalAgent(**vars(engine), settings=settings, root_dir=root, services=services, user=_username())
 
@@ -246,7 +249,7 @@ def open_store(config: dict[str, Any] | None = None) -> Store:
     from jupyter_agent.store import Store
 
     cfg = load_agent_config() if config is None else config
-    return Store(data_path(str(cfg.get("db_path") or ""), "agent.db"))
+    return Store(data_path(str(cfg.get("db_path") or ""), "agent.db"), role="cli")
 
 
 def _username() -> str | None:

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from jupyter_agent.kernel.events import PlanTracker, task_line
+from jupyter_agent.kernel.events import PlanTracker, ask, task_line
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
@@ -143,17 +143,9 @@ class TerminalPrinter:
         from jupyter_agent.errors import AgentError
 
         call = f"{event['name']}({short_args(event.get('arguments'), 300)})"
-        if not self.can_ask:
-            decision = "deny"
-            self._line(
-                f"✗ {call} needs approval and there is no terminal to ask on: denied (use --yes to allow)"
-            )
-        else:
-            self._clear_status()
-            answer = await asyncio.to_thread(input, f"Allow {call}? [y]es / [a]lways / [N]o: ")
-            decision = {"y": "once", "yes": "once", "a": "always", "always": "always"}.get(
-                answer.strip().lower(), "deny"
-            )
+        self._clear_status()
+        question = self._plan.about(event, f"Allow {call}? [y]es / [a]lways / [N]o: ")  # naming the task
+        decision = await asyncio.to_thread(ask, question) or "deny"
         with contextlib.suppress(AgentError):  # it timed out meanwhile: the turn already reported it
             self.session.approve(event["call_id"], decision)
 

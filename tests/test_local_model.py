@@ -494,7 +494,7 @@ async def test_a_real_turn_on_the_embedded_model_makes_a_valid_tool_call_that_ed
         'Call notebook_insert_cell with path "t.ipynb" and source "print(2 + 3)".', timeout=800
     )
     kinds = [f["type"] for f in frames]
-    assert frames[-1]["type"] == "done", frames[-5:]
+    assert frames[-1]["type"] == "done", [(f["type"], f.get("code"), f.get("message")) for f in frames[-5:]]
     assert frames[-1]["reason"] in ("completed", "max_steps")
     calls = [f for f in frames if f["type"] == "tool_call"]
     assert calls, f"the model made no tool call: {kinds}"
@@ -584,3 +584,49 @@ def test_the_model_gets_one_thread_per_cpu_of_the_containers_quota(tmp_path, fil
         (tmp_path / name).write_text(text)
     visible = len(os.sched_getaffinity(0))
     assert _cores(tmp_path) == (visible if quota is None else min(visible, quota))
+
+
+# -- pinned weights ------------------------------------------------------------------------------------
+
+
+def test_a_part_whose_bytes_changed_is_refused_by_name_before_anything_is_joined(tmp_path, monkeypatch):
+    blobs = [b"a" * 100, b"b" * 100, b"c" * 100]
+    spec = _fake_parts(tmp_path, monkeypatch, blobs, "fakeparts_pinned_")
+    pins = tuple(hashlib.sha256(blob).hexdigest() for blob in blobs)
+    spec = LocalModelSpec(**{**spec.__dict__, "part_sha256": pins})
+    assert assemble(spec, tmp_path / "first").read_bytes() == b"".join(blobs)
+
+    (tmp_path / "site" / "fakeparts_pinned_2" / "data" / "part02.bin").write_bytes(b"b" * 99 + b"X")
+    models = tmp_path / "second"
+    with pytest.raises(WeightsError) as err:
+        assemble(spec, models)
+    message = str(err.value)
+    assert "fakeparts-pinned-2==1.0" in message and "not the pinned one" in message
+    assert pins[1] in message and "Nothing was joined" in message
+    assert not models.exists() or list(models.iterdir()) == []
+
+
+def test_every_part_of_every_model_and_every_weight_wheel_is_pinned_by_sha256():
+    import tomllib
+
+    from jupyter_agent.local_model.registry import MODELS, pinned_wheels
+
+    sha256 = re.compile(r"^[0-9a-f]{64}$")
+    extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for spec in MODELS.values():
+        assert len(spec.part_sha256) == len(spec.parts), spec.name
+        assert all(sha256.match(h) for h in spec.part_sha256) and len(set(spec.part_sha256)) == len(
+            spec.parts
+        )
+        if spec.extra == "local-ci":
+            continue  # CI installs SmolLM2 by hand (make install-test); its one part is the whole file
+        assert set(spec.packages) <= set(extras[spec.extra]), spec.extra
+        pinned = pinned_wheels(spec)
+        assert pinned is not None, f"no weights-{spec.extra}.txt"
+        text = "\n".join(line for line in pinned.read_text().splitlines() if not line.startswith("#"))
+        pins = [line.split() for line in text.replace("\\\n", " ").splitlines() if line.strip()]
+        assert [requirement for requirement, *_ in pins] == spec.packages, pinned.name
+        for requirement, *options in pins:  # one wheel hash each: pip's hash-checking mode needs it
+            assert len(options) == 1 and sha256.match(options[0].removeprefix("--hash=sha256:")), requirement

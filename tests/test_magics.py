@@ -74,8 +74,9 @@ class Kernel:
         self.km = km
         self.kc = kc
 
-    def start(self, code: str) -> str:
-        return self.kc.execute(code, allow_stdin=False)
+    def start(self, code: str, allow_stdin: bool = False) -> str:
+        """Send a cell; ``allow_stdin=True`` is a person's frontend (JupyterLab), else an unattended run."""
+        return self.kc.execute(code, allow_stdin=allow_stdin)
 
     def collect(self, msg_id: str, until: Any = None, timeout: float = 90) -> list[dict[str, Any]]:
         """iopub messages of one request until ``until(msg)`` is true, or until the kernel is idle again."""
@@ -487,15 +488,28 @@ class Widgets:
 
     def until_button(self, description: str) -> Any:
         """A ``collect`` predicate: records every widget opened, true once a button so named is open."""
+        return self.until(lambda: bool(self.find("ButtonModel", description=description)))
 
+    def until_label(self, part: str) -> Any:
+        """A ``collect`` predicate: records every widget opened, true once a label showing ``part`` is open."""
+        return self.until(lambda: bool(self.labels(part)))
+
+    def until(self, shown: Any) -> Any:
         def seen(msg: dict[str, Any]) -> bool:
             content = msg["content"]
             if msg["header"]["msg_type"] == "comm_open" and content.get("target_name") == "jupyter.widget":
                 state = content["data"]["state"]
                 self.models.append({"id": content["comm_id"], "model": state["_model_name"], "state": state})
-            return bool(self.find("ButtonModel", description=description))
+            return shown()
 
         return seen
+
+    def labels(self, part: str) -> list[str]:
+        return [
+            m["state"]["value"]
+            for m in self.models
+            if m["model"] == "LabelModel" and part in m["state"]["value"]
+        ]
 
     def find(self, model: str, **state: Any) -> list[str]:
         return [
@@ -519,7 +533,7 @@ class Widgets:
 def start_plan(kernel: Kernel, llm: ScriptedLLM, cell: str, *tasks: dict[str, Any]) -> tuple[str, Widgets]:
     """Start a ``%%agent --plan`` cell and wait (on messages) until its plan waits for approval."""
     llm.script(Reply(text=json.dumps({"tasks": list(tasks)})))
-    msg_id = kernel.start(cell)
+    msg_id = kernel.start(cell, allow_stdin=True)  # a person is there to press the buttons
     widgets = Widgets(kernel)
     kernel.collect(msg_id, until=widgets.until_button("Cancel"))  # the view's last button
     assert widgets.find("ButtonModel", description="Approve and run"), "no approval view was shown"
@@ -593,7 +607,7 @@ def test_plan_in_a_frontend_that_cannot_ask_does_not_run(kernel, llm):
 
 def test_the_stop_button_cancels_a_running_turn(kernel, llm):
     llm.script(Stall(60, after_text="Let me think"))
-    msg_id = kernel.start("%%agent\nthink for a long time")
+    msg_id = kernel.start("%%agent\nthink for a long time", allow_stdin=True)
     widgets = Widgets(kernel)
     kernel.collect(msg_id, until=widgets.until_button("Stop"))
     llm.wait_for_requests(1, timeout=60)  # the turn is under way: the model is streaming its answer
@@ -602,3 +616,60 @@ def test_the_stop_button_cancels_a_running_turn(kernel, llm):
     assert done.status == "ok", done.reply["content"]
     assert "*⏹ Cancelled.*" in done.shown("text/markdown")
     assert kernel.value("1 + 1") == 2
+
+
+# -- approvals: a plan task's, and where nobody can answer ----------------------------------------------------
+
+
+def test_a_plan_tasks_approval_is_asked_under_the_cell_naming_the_task(kernel, llm):
+    shell_task = {**plan_task("t1", "Write the marker file", "echo"), "tools": ["shell_run"]}
+    msg_id, widgets = start_plan(kernel, llm, "%%agent --plan\nleave a marker", shell_task)
+    llm.script(
+        Reply(tool_calls=[ToolCallSpec("shell_run", {"command": "echo ok > approved-marker.txt"})]),
+        Reply(text="The marker is written."),
+    )
+    widgets.click("Approve and run")
+    kernel.collect(msg_id, until=widgets.until_label("shell_run"))
+    (question,) = widgets.labels("shell_run")
+    assert question.startswith("Task t1 · Write the marker file: Allow shell_run("), question
+    widgets.click("Allow once")
+    done = finish(kernel, msg_id)
+    assert done.status == "ok", done.reply["content"]
+    assert "Allowed once." in done.shown("text/plain")
+    assert kernel.value("open('approved-marker.txt').read()") == "ok\n"
+
+
+def test_nbclient_refuses_a_call_that_would_ask_at_once_and_says_how_to_allow_it(tmp_path, llm):
+    """nbconvert and papermill run notebooks through nbclient: no one can answer there (no stdin, and no one to
+    press a button), so a call that would ask is refused at once instead of waiting for the approval timeout,
+    and a plan that needs approval does not run."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext jupyter_agent", id="load"),
+        nbformat.v4.new_code_cell("%%agent\nleave a marker file with the shell", id="ask"),
+        nbformat.v4.new_code_cell("%%agent --plan\nleave a marker file in steps", id="plan"),
+    ]
+    llm.script(
+        Reply(tool_calls=[ToolCallSpec("shell_run", {"command": "echo ran > marker.txt"})]),
+        Reply(text="I could not leave the marker here."),
+        Reply(text=json.dumps({"tasks": [plan_task("t1", "Write the marker", "echo")]})),
+    )
+    client = NotebookClient(nb, timeout=120, resources={"metadata": {"path": str(tmp_path)}})
+    client.execute(env=kernel_env(tmp_path, llm))
+
+    refusal = (
+        "shell_run needs approval and nobody can answer here, so it did not run; run with %%agent --yes, "
+        'or set c.JupyterAgent.tool_policy = {"shell_run": "allow"}'
+    )
+    outputs = {cell.id: json.dumps(cell.outputs) for cell in nb.cells}
+    assert json.dumps(refusal)[1:-1] in outputs["ask"]  # shown under the cell, in the call's block
+    assert refusal in tool_messages(llm.requests[1])[-1]  # and read by the model
+    assert "I could not leave the marker here." in outputs["ask"]
+    assert not (tmp_path / "marker.txt").exists()
+    assert "cannot ask for it, so it did not run" in outputs["plan"]
+    assert len(llm.requests) == 3  # the plan was made, never run
+    # Nothing under the cells waits for a click that cannot come.
+    assert "application/vnd.jupyter.widget-view+json" not in outputs["ask"] + outputs["plan"]

@@ -1,7 +1,9 @@
-"""What a person's edits in the plan approval view send to the engine (``plan_edit``)."""
+"""What a person's edits in the plan approval view send to the engine (``plan_edit``), and how a plan's task
+is named when it asks for approval under a cell."""
 
 from __future__ import annotations
 
+from jupyter_agent.kernel.plain_view import PlainView
 from jupyter_agent.kernel.plan_view import parse_ids, plan_edits
 
 TASKS = [
@@ -76,3 +78,25 @@ def test_a_new_task_id_never_collides():
 def test_ids_are_read_from_commas_or_spaces():
     assert parse_ids(" t1, t2;t3  t4 ") == ["t1", "t2", "t3", "t4"]
     assert parse_ids("") == []
+
+
+def test_a_tasks_approval_names_the_task_that_asks(monkeypatch, capsys):
+    asked: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or "n")
+    answers: list[tuple[str, str]] = []
+    view = PlainView(on_approve=lambda call_id, decision: answers.append((call_id, decision)))
+    view.handle({"type": "plan", "status": "running", "tasks": TASKS})
+    request = {
+        "type": "approval_request",
+        "call_id": "c1",
+        "name": "shell_run",
+        "arguments": {"command": "ls"},
+    }
+    view.handle({**request, "task": "t1"})
+    view.handle({**request, "call_id": "c2"})  # the turn's own call: no task to name
+    assert asked == [
+        'Task t1 · Load data: Allow shell_run({"command": "ls"})? [y/a/N]: ',
+        'Allow shell_run({"command": "ls"})? [y/a/N]: ',
+    ]
+    assert answers == [("c1", "deny"), ("c2", "deny")]
+    assert "Plan:" in capsys.readouterr().out

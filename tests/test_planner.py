@@ -8,6 +8,7 @@ answers each request by its content (:class:`PlanModel`), not from a FIFO queue.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import shutil
@@ -19,9 +20,17 @@ from typing import Any
 
 import pytest
 
+from jupyter_agent.collaboration.files import Workspace
 from jupyter_agent.engine.llm import LLMClient
 from jupyter_agent.engine.plan import EstimateBook, Plan, Task, critical_path, expected_finish
-from jupyter_agent.engine.planner import RESPONSE_FORMAT, PlanMaker, check_plan
+from jupyter_agent.engine.planner import (
+    RESPONSE_FORMAT,
+    PlanMaker,
+    check_plan,
+    parse_check,
+    renumbered,
+    unresolved_failures,
+)
 from jupyter_agent.engine.router import ToolRouter
 from jupyter_agent.engine.scheduler import Scheduler
 from jupyter_agent.engine.session import Session, Turn
@@ -30,6 +39,7 @@ from jupyter_agent.errors import BadRequest, Conflict, NotFound
 from jupyter_agent.store import Store
 from jupyter_agent.testing.scripted_llm import Reply, ScriptedLLM, ToolCallSpec
 from jupyter_agent.tools.base import Tool, ToolContext, object_schema, tool
+from jupyter_agent.tools.files import file_read
 from tests.engine_kit import WAIT, Engine, EngineKit, Watch
 
 # -- the scripted model -----------------------------------------------------------------------------------
@@ -79,19 +89,25 @@ def calls(tool_name: str, /, **arguments: Any) -> Callable[[dict[str, Any]], Rep
 
 
 class PlanModel:
-    """Answers planning requests (they carry ``response_format``) from ``plans``, in order, and each task's
-    requests from ``tasks[task_id]`` (a step per turn attempt; a callable step answers every request of it)."""
+    """Answers planning requests (they carry ``response_format``) from ``plans``, in order, task checks
+    (``response_format`` named ``task_check``) from ``verdicts``, and each task's requests from
+    ``tasks[task_id]`` (a step per turn attempt; a callable step answers every request of it)."""
 
     def __init__(self, llm: ScriptedLLM) -> None:
         self.plans: deque[Reply] = deque()
+        self.verdicts: deque[Reply] = deque()
         self.tasks: dict[str, deque[Any]] = {}
         self.planning: list[dict[str, Any]] = []
+        self.checks: list[dict[str, Any]] = []
         self.requests: Counter[str] = Counter()
         self.prompts: dict[str, list[str]] = {}
         llm.default = self
 
     def __call__(self, body: dict[str, Any]) -> Any:
         if body.get("response_format"):
+            if body["response_format"]["json_schema"]["name"] == "task_check":
+                self.checks.append(body)
+                return self.verdicts.popleft()
             self.planning.append(body)
             return self.plans.popleft()
         task = task_of(body)
@@ -170,6 +186,32 @@ def make_engine(engines: EngineKit) -> Callable[..., Engine]:
     return build
 
 
+def verdict(met: bool, reason: str) -> Reply:
+    return Reply(text=json.dumps({"met": met, "reason": reason}))
+
+
+def file_read_in(root: Path) -> Tool:
+    """The real ``file_read`` tool, on a workspace at ``root``."""
+    workspace = Workspace(root, root / ".backups")
+
+    async def read(ctx: ToolContext, **arguments: Any) -> Any:
+        ctx.services["workspace"] = workspace
+        return await file_read.fn(ctx, **arguments)
+
+    return dataclasses.replace(file_read, fn=read)
+
+
+def reads(path: str, answer: str) -> Callable[[dict[str, Any]], Reply]:
+    """A task step: read ``path``, then answer ``answer`` whatever the read returned."""
+
+    def step(body: dict[str, Any]) -> Reply:
+        if body["messages"][-1]["role"] == "tool":
+            return Reply(text=answer)
+        return Reply(tool_calls=[ToolCallSpec("file_read", {"path": path})])
+
+    return step
+
+
 def gate_tool(gates: dict[str, asyncio.Event], log: list[tuple[str, str]]) -> Tool:
     """``gate(name)`` waits until the test opens that gate; it records when it enters and leaves."""
 
@@ -223,6 +265,38 @@ def test_check_plan_names_every_problem() -> None:
     assert check_plan({"tasks": [spec("done1")]}, kept={"done1"}) == [
         "task id 'done1' is already used by a finished task"
     ]
+
+
+def test_new_tasks_reusing_a_kept_id_are_renamed_with_their_dependents() -> None:
+    data = {"tasks": [spec("load"), spec("clean", ("load",)), spec("plot", ("clean", "keep")), spec("t")]}
+    out, renames = renumbered(data, taken={"load", "keep", "load-2"})
+    assert renames == {"load": "load-3"}
+    assert [(t["id"], t["depends_on"]) for t in out["tasks"]] == [
+        ("load-3", []),
+        ("clean", ["load-3"]),
+        ("plot", ["clean", "keep"]),
+        ("t", []),
+    ]
+    assert check_plan(out, kept={"keep"}) == []
+    # a renamed task that depends on its own old id means the task that kept it
+    out, _ = renumbered({"tasks": [spec("load", ("load",))]}, taken={"load"})
+    assert out["tasks"][0]["id"] == "load-2" and out["tasks"][0]["depends_on"] == ["load"]
+    assert renumbered({"tasks": "nonsense"}, {"a"}) == ({"tasks": "nonsense"}, {})
+
+
+def test_tool_failures_count_until_the_same_tool_succeeds_and_checks_parse() -> None:
+    calls = [
+        {"name": "file_read", "ok": False},
+        {"name": "file_list", "ok": True},
+        {"name": "file_read", "ok": True},
+        {"name": "shell_run", "ok": False},
+        {"name": "file_read", "ok": False},
+    ]
+    assert unresolved_failures(calls) == [calls[3], calls[4]]
+    assert unresolved_failures(calls[:3]) == []
+    assert parse_check('{"met": false, "reason": "no data"}') == (False, "no data")
+    assert parse_check('Verdict: {"met": true, "reason": "ok"}') == (True, "ok")
+    assert parse_check("yes") is None and parse_check('{"met": "yes"}') is None
 
 
 def test_critical_path_uses_actual_durations_of_finished_tasks() -> None:
@@ -449,6 +523,131 @@ async def test_a_task_failing_beyond_replanning_fails_the_plan(make_engine, mode
     [end] = watch.terminals(turn)
     assert end["type"] == "error" and end["code"] == "task_failed" and "no again" in end["message"]
     assert watch.last_plan()["status"] == "failed"
+
+
+async def test_a_task_whose_file_read_failed_but_claims_success_is_failed_retried_and_replanned(
+    make_engine, model: PlanModel, tmp_path: Path
+) -> None:
+    engine = make_engine(file_read_in(tmp_path))
+    session, watch = engine.open()
+    load = spec("load", tools=("file_read",), title="Load the data", description="Read data.csv.")
+    load["acceptance"] = "data.csv is loaded"
+    model.plans.append(plan_reply(load, spec("report", ("load",))))
+    claim = reads("data.csv", "Loaded data.csv: 120 rows.")  # the read failed: the claim is false
+    model.script("load", claim, claim)
+    model.verdicts.extend([verdict(False, "data.csv does not exist, so nothing was loaded")] * 2)
+    model.plans.append(
+        plan_reply(spec("make", description="Create data.csv first."), spec("load", ("make",)))
+    )
+
+    turn = await run_plan(session, watch)
+
+    assert [e["type"] for e in watch.terminals(turn)] == ["done"]
+    failed = [u for u in watch.updates("load") if u["state"] == "failed"]
+    assert [u["attempt"] for u in failed] == [1, 2]  # retried once, then re-planned
+    assert "data.csv does not exist, so nothing was loaded" in failed[0]["error"]
+    assert "criteria (data.csv is loaded)" in failed[0]["error"]
+    assert "file_read: Error: no file at 'data.csv'" in failed[0]["error"]
+    assert not [u for u in watch.updates("load") if u["state"] == "done" and u["attempt"] <= 2]
+    # the check: one short structured call per doubtful attempt, with the criteria, the error and the claim
+    assert len(model.checks) == 2 and "tools" not in model.checks[0]
+    check = model.checks[0]["messages"][-1]["content"]
+    assert "Acceptance criteria: data.csv is loaded" in check
+    assert 'file_read({"path": "data.csv"}): FAILED: Error: no file at \'data.csv\'' in check
+    assert "Loaded data.csv: 120 rows." in check
+    assert "A previous attempt at this task failed: not done" in model.prompts["load"][1]
+    replan = model.planning[1]["messages"][-1]["content"]
+    assert "Task load (Load the data) failed after 2 attempts: not done" in replan
+    final = watch.last_plan()
+    states = {(t["id"], t["replaced"]): t["state"] for t in final["tasks"]}
+    assert states == {("load", True): "failed", ("make", False): "done", ("load-2", False): "done"}
+    assert final["status"] == "done" and "report" not in model.requests
+
+
+async def test_only_doubtful_tasks_are_checked_and_a_met_verdict_keeps_the_task_done(
+    make_engine, model: PlanModel, tmp_path: Path
+) -> None:
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    engine = make_engine(file_read_in(tmp_path))
+    session, watch = engine.open()
+    model.plans.append(plan_reply(spec("recovers"), spec("optional"), spec("plain")))
+
+    def recovers(body: dict[str, Any]) -> Reply:  # a failed read, then the right file: no check
+        tools = [m for m in body["messages"] if m["role"] == "tool"]
+        if len(tools) == 2:
+            return Reply(text="Read data.csv: 1 row.")
+        path = "data.cvs" if not tools else "data.csv"
+        return Reply(tool_calls=[ToolCallSpec("file_read", {"path": path})])
+
+    model.script("recovers", recovers)
+    model.script("optional", reads("settings.toml", "There are no settings; the defaults apply."))
+    model.verdicts.append(verdict(True, "the settings file is optional"))
+
+    turn = await run_plan(session, watch)
+
+    assert [e["type"] for e in watch.terminals(turn)] == ["done"]
+    assert len(model.checks) == 1 and "Task: Task optional" in model.checks[0]["messages"][-1]["content"]
+    final = {t["id"]: t for t in watch.last_plan()["tasks"]}
+    assert {k: t["state"] for k, t in final.items()} == {
+        "recovers": "done",
+        "optional": "done",
+        "plain": "done",
+    }
+    assert final["optional"]["summary"] == "There are no settings; the defaults apply."
+
+
+async def test_a_task_whose_check_cannot_be_made_fails_on_its_tool_errors(
+    make_engine, model: PlanModel, tmp_path: Path
+) -> None:
+    engine = make_engine(file_read_in(tmp_path), max_replans=0, task_retries=0)
+    session, watch = engine.open()
+    model.plans.append(plan_reply(spec("load")))
+    model.script("load", reads("data.csv", "Loaded it."))
+    model.verdicts.append(Reply(text="I think so"))  # not a verdict
+
+    turn = await run_plan(session, watch)
+
+    [end] = watch.terminals(turn)
+    assert end["type"] == "error" and end["code"] == "task_failed"
+    assert "could not be checked (file_read: Error: no file at 'data.csv')" in end["message"]
+
+
+async def test_a_replan_that_reuses_finished_ids_is_renamed_not_refused(
+    make_engine, model: PlanModel
+) -> None:
+    engine = make_engine()
+    session, watch = engine.open()
+    model.plans.append(plan_reply(spec("load_data"), spec("b", ("load_data",)), spec("c")))
+    model.script("b", Reply(text="FAILED: the data has no header"), Reply(text="FAILED: still no header"))
+    # the model reuses the finished task's id and the failed one's, and depends on the reused one
+    model.plans.append(
+        plan_reply(
+            spec("load_data", description="Load it again, with a header."),
+            spec("b", ("load_data",)),
+            spec("d", ("c",)),
+        )
+    )
+
+    turn = await run_plan(session, watch)
+
+    assert [e["type"] for e in watch.terminals(turn)] == ["done"]
+    assert len(model.planning) == 2  # no repair round was needed
+    assert "Do not reuse the ids load_data, c, b" in model.planning[1]["messages"][-1]["content"]
+    final = watch.last_plan()
+    assert final["status"] == "done" and final["replans"] == 1
+    tasks = {(t["id"], t["replaced"]): t for t in final["tasks"]}
+    assert {k: t["state"] for k, t in tasks.items()} == {
+        ("load_data", False): "done",
+        ("b", True): "failed",
+        ("c", False): "done",
+        ("load_data-2", False): "done",
+        ("b-2", False): "done",
+        ("d", False): "done",
+    }
+    assert tasks[("b-2", False)]["depends_on"] == ["load_data-2"]
+    assert tasks[("d", False)]["depends_on"] == ["c"]
+    assert watch.seq("load_data-2", "done") < watch.seq("b-2", "running")
+    assert model.requests["load_data"] == 1 and model.requests["load_data-2"] == 1
 
 
 # -- a person's controls ----------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def test_statistics_survive_a_restart(tmp_path):
     assert stats["fetch_rich"]["calls"] == 3 and stats["fetch_rich"]["p50_ms"] is not None
 
 
-PLUGIN = '''
+PLUGIN = """
 from jupyter_agent.tools.base import ToolResult, object_schema, tool
 
 
@@ -103,7 +103,7 @@ async def shout(ctx, text):
 
 def tools():
     return [shout]
-'''
+"""
 
 
 def test_tools_of_an_installed_package_are_found_through_its_entry_points(tmp_path, monkeypatch, caplog):

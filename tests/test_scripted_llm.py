@@ -28,6 +28,7 @@ import litellm
 from jupyter_agent.testing.scripted_llm import (
     Fail,
     Malformed,
+    PromptProgress,
     Reply,
     ScriptedLLM,
     Stall,
@@ -404,6 +405,43 @@ async def test_models_health_and_raw_sse_format(llm: ScriptedLLM) -> None:
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Hi there"
+
+
+async def _raw_chunks(llm: ScriptedLLM, **body: Any) -> list[tuple[float, dict[str, Any]]]:
+    """(seconds since the request, chunk) for each SSE chunk of one streamed request, as sent."""
+    out: list[tuple[float, dict[str, Any]]] = []
+    async with aiohttp.ClientSession() as session:
+        started = time.perf_counter()
+        payload = {"model": "m", "stream": True, "messages": MESSAGES, **body}
+        async with session.post(f"{llm.base_url}/chat/completions", json=payload) as resp:
+            async for line in resp.content:
+                data = line.decode().strip().removeprefix("data: ")
+                if data and data != "[DONE]":
+                    out.append((time.perf_counter() - started, json.loads(data)))
+    return out
+
+
+@pytest.mark.asyncio
+async def test_prompt_progress_is_streamed_like_llama_cpp_during_the_delay_only_when_asked(
+    llm: ScriptedLLM,
+) -> None:
+    step = Reply(text="Hi there", delay=0.4, prompt_progress=PromptProgress(total=1000, steps=4, cache=200))
+    llm.script(step, step)
+
+    timed = await _raw_chunks(llm, return_progress=True)
+    reports = [(t, c) for t, c in timed if "prompt_progress" in c]
+    assert [c["prompt_progress"]["processed"] for _, c in reports] == [400, 600, 800, 1000]
+    assert {(c["prompt_progress"]["total"], c["prompt_progress"]["cache"]) for _, c in reports} == {
+        (1000, 200)
+    }
+    assert [c["prompt_progress"]["time_ms"] for _, c in reports] == [100, 200, 300, 400]
+    assert all(c["choices"][0]["delta"] == {"role": "assistant", "content": None} for _, c in reports)
+    assert timed[: len(reports)] == reports  # before any content
+    assert reports[0][0] < 0.3 and reports[-1][0] >= 0.35  # spread over the delay, not all at its end
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for _, c in timed) == "Hi there"
+
+    plain = await _raw_chunks(llm)  # a request that does not ask gets none, and the same delay
+    assert not any("prompt_progress" in c for _, c in plain) and plain[0][0] >= 0.35
 
 
 def test_lifecycle_start_is_idempotent_and_stop_is_prompt() -> None:

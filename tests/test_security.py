@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import re
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 from jupyter_server.auth.authorizer import Authorizer
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -18,6 +20,7 @@ from jupyter_agent.engine.llm import preload_litellm
 from jupyter_agent.errors import NotFound, PathOutsideRoot
 from jupyter_agent.security.paths import resolve_in_root
 from jupyter_agent.testing.scripted_llm import Fail, Reply, ToolCallSpec
+from jupyter_agent.tools.base import Tool, ToolContext, object_schema, tool
 
 CONFIGURED_KEY = "sk-test-secret-key-123456"  # agent_config's model_options api_key in conftest
 OUTSIDE_SECRET = "OUTSIDE-THE-ROOT-do-not-leak-7f3a"
@@ -243,56 +246,151 @@ def test_resolve_in_root_reports_a_missing_file_when_asked_to(tmp_path):
 # -- secrets ----------------------------------------------------------------------------------------------
 
 
-async def test_the_configured_api_key_appears_in_no_event_and_no_audit_record(
-    agent, agent_app, llm, jp_root_dir
-):
-    (Path(jp_root_dir) / "notes.txt").write_text("remember the milk\n", encoding="utf-8")
-    llm.script(
-        Reply(tool_calls=[call("file_read", "read", path="notes.txt")]),
-        Reply(text="It says to remember the milk."),
-    )
-    sid = await agent.new_session()
-    ws = await agent.connect(sid)
-
-    frames = await ws.turn("what does notes.txt say?")
-
-    assert frames[-1]["type"] == "done"
-    assert results_by_call(frames)["read"]["ok"] is True
-    audit = agent_app.service.store.audit_log()
-    assert [a["action"] for a in audit if a["session"] == sid] == ["tool:file_read"]
-    assert CONFIGURED_KEY not in json.dumps(await all_events(agent, sid))
-    assert CONFIGURED_KEY not in json.dumps(audit)
-    _, health = await agent.request("GET", "health", expect=200)
-    _, tools = await agent.request("GET", "tools", expect=200)
-    assert CONFIGURED_KEY not in json.dumps([health, tools])
+AWS_KEY = "AKIAIOSFODNN7EXAMPLE"  # planted in a file
+OPENAI_KEY = "sk-proj-Zt4q9LmXw2Rk7Vb1Nc8Hd3Fg6Js5Pa0Ye"  # planted in a cell output
+GITHUB_TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"  # in an exception a tool raises
+PLANTED = (AWS_KEY, OPENAI_KEY, GITHUB_TOKEN, CONFIGURED_KEY)
 
 
-async def test_tool_arguments_holding_a_key_are_audited_masked(agent, agent_app, llm):
-    live_key = "sk-live-4f9a8b7c6d5e4f3a2b1c"
-    llm.script(
-        Reply(
-            tool_calls=[
-                call("file_write", "keyed", path="settings.txt", content="debug", api_key=live_key),
-                call("file_write", "inline", path="env.txt", content=f"OPENAI_API_KEY={live_key}\n"),
-            ]
-        ),
-        Reply(text="Saved."),
-    )
-    sid = await agent.new_session()
-    ws = await agent.connect(sid)
+def leaky_tool() -> Tool:
+    """A tool that fails with a secret in its exception: the router logs the traceback."""
 
-    frames = await ws.turn("save my settings")
+    @tool("leaky", "Connect to the database.", object_schema())
+    async def leaky(ctx: ToolContext) -> str:
+        raise RuntimeError(f"could not connect with token {GITHUB_TOKEN}")
 
-    assert frames[-1]["type"] == "done"
-    audit = {
-        a["detail"]["arguments"]["path"]: a
-        for a in agent_app.service.store.audit_log()
-        if a["session"] == sid
-    }
-    assert audit["settings.txt"]["detail"]["arguments"]["api_key"] == "***"
-    assert audit["settings.txt"]["detail"]["ok"] is False  # api_key is not a file_write argument
-    assert audit["env.txt"]["detail"]["arguments"]["content"] == "OPENAI_API_KEY=***\n"
-    assert live_key not in json.dumps(agent_app.service.store.audit_log())
+    return leaky
+
+
+def placeholder_after(body: dict[str, Any], label: str) -> str:
+    """The placeholder the model read right after ``label`` in a tool result."""
+    for message in body["messages"]:
+        if message["role"] == "tool" and (
+            found := re.search(re.escape(label) + r"(\[SECRET_[0-9a-f]{8}\])", message["content"])
+        ):
+            return found.group(1)
+    raise AssertionError(f"no placeholder after {label!r} in what the model read")
+
+
+class TestSecretsNeverLeave:
+    @pytest.fixture
+    def agent_config(self, agent_config, tmp_path):
+        return {**agent_config, "audit_log_file": str(tmp_path / "audit" / "audit.jsonl")}
+
+    async def test_secrets_in_a_cell_output_and_a_file_appear_in_no_event_log_audit_entry_or_model_request(
+        self, agent, agent_app, llm, jp_root_dir, tmp_path, caplog
+    ):
+        root = Path(jp_root_dir)
+        (root / "settings.txt").write_text(
+            f"AWS_ACCESS_KEY_ID={AWS_KEY}\nregion=eu-west-1\n", encoding="utf-8"
+        )
+        notebook = nbformat.v4.new_notebook()
+        cell = nbformat.v4.new_code_cell("client = connect()\nprint(client.key)")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"{OPENAI_KEY}\n")]
+        notebook.cells.append(cell)
+        nbformat.write(notebook, root / "report.ipynb")
+        agent_app.service.router.register(leaky_tool())
+        llm.script(
+            Reply(
+                tool_calls=[
+                    call("notebook_read", "nb", path="report.ipynb"),
+                    call("file_read", "file", path="settings.txt"),
+                    call("leaky", "db"),
+                ]
+            ),
+            # The model copies the placeholder it read into a new file: the tool gets the real key back.
+            lambda body: Reply(
+                tool_calls=[
+                    call(
+                        "file_write",
+                        "copy",
+                        path="copy.txt",
+                        content=f"key={placeholder_after(body, 'AWS_ACCESS_KEY_ID=')}\n",
+                    )
+                ]
+            ),
+            Reply(text="Copied the key."),
+        )
+        sid = await agent.new_session()
+        ws = await agent.connect(sid)
+
+        with caplog.at_level(logging.INFO, logger="jupyter_agent"):
+            frames = await ws.turn(f"my key {OPENAI_KEY}: check my setup")  # the session's title, too
+
+        assert frames[-1]["type"] == "done"
+        results = results_by_call(frames)
+        assert results["nb"]["ok"] and results["file"]["ok"] and not results["db"]["ok"]
+        assert (root / "copy.txt").read_text(encoding="utf-8") == f"key={AWS_KEY}\n"
+        written = next(f for f in frames if f["type"] == "tool_call" and f["call_id"] == "copy")
+        assert (
+            written["arguments"]["content"]
+            == f"key={placeholder_after(llm.requests[1], 'AWS_ACCESS_KEY_ID=')}\n"
+        )
+        summary = next(f for f in frames if f["type"] == "redaction")
+        assert frames.index(summary) == len(frames) - 2, "the summary comes just before the turn ends"
+        assert summary["counts"] == {"api_key": 1, "aws_access_key": 1, "github_token": 1}
+        assert "Tool leaky raised" in caplog.text, "the failing tool was logged, with its traceback"
+        everything = {
+            "events": json.dumps(await all_events(agent, sid)),
+            "frames": json.dumps(frames),
+            "model requests": json.dumps(llm.requests),
+            "audit log": json.dumps(agent_app.service.store.audit_log(1000)),
+            "audit file": (tmp_path / "audit" / "audit.jsonl").read_text(encoding="utf-8"),
+            "sessions": json.dumps(
+                [
+                    (await agent.request("GET", "sessions", sid))[1],
+                    (await agent.request("GET", "sessions"))[1],
+                ]
+            ),
+            "logs": caplog.text,
+        }
+        for where, text in everything.items():
+            for secret in PLANTED:
+                assert secret not in text, f"{secret} leaked into the {where}"
+        assert "[SECRET_" in everything["model requests"] and "[SECRET_" in everything["audit log"]
+
+
+PERSONAL = {
+    "email": "ada.lovelace@example.org",
+    "phone": "+44 20 7946 0958",
+    "card": "4111 1111 1111 1111",
+    "iban": "DE89 3704 0044 0532 0130 00",
+}
+
+
+class TestPersonalData:
+    @pytest.fixture
+    def agent_config(self, agent_config, redact_pii):
+        return {**agent_config, "redact_pii": redact_pii}
+
+    @pytest.mark.parametrize("redact_pii", [True, False])
+    async def test_personal_data_is_hidden_from_the_model_only_with_redact_pii(
+        self, agent, agent_app, llm, jp_root_dir, redact_pii
+    ):
+        lines = [f"{kind}: {value}" for kind, value in PERSONAL.items()]
+        (Path(jp_root_dir) / "customer.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        llm.script(Reply(tool_calls=[call("file_read", "read", path="customer.txt")]), Reply(text="Read it."))
+        sid = await agent.new_session()
+        ws = await agent.connect(sid)
+
+        frames = await ws.turn("who is the customer?")
+
+        assert frames[-1]["type"] == "done" and results_by_call(frames)["read"]["ok"]
+        seen = {
+            "model requests": json.dumps(llm.requests),
+            "events": json.dumps(await all_events(agent, sid)),
+            "audit log": json.dumps(agent_app.service.store.audit_log(1000)),
+        }
+        summaries = [f for f in frames if f["type"] == "redaction"]
+        if redact_pii:
+            assert summaries[0]["counts"] == {"email": 1, "phone": 1, "card": 1, "iban": 1}
+            assert "[EMAIL_" in seen["model requests"] and "[IBAN_" in seen["events"]
+        else:
+            assert summaries == []
+        for value in PERSONAL.values():
+            assert (value in seen["model requests"]) is not redact_pii
+            assert (value in seen["events"]) is not redact_pii
+            assert value not in seen["audit log"]  # it records calls and their outcome, not what tools read
 
 
 async def test_a_provider_error_that_echoes_the_key_is_shown_masked(agent, llm):

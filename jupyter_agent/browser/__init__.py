@@ -1,7 +1,8 @@
 """A fast, shared Playwright browser for the agent's web tools.
 
-One warm Chromium per server, one isolated context per chat session, a small result cache, a URL policy,
-and page text handed to the model as untrusted content. Playwright is optional: :class:`BrowserConfig` and
+One warm Chromium per server, one isolated context per chat session, a small result cache, a URL policy
+and a network policy on the addresses every request resolves to, and page text handed to the model as
+untrusted content. Playwright is optional: :class:`BrowserConfig` and
 the helpers here import without it; :class:`BrowserService` (in ``service``) needs it.
 """
 
@@ -32,9 +33,12 @@ __all__ = [
     "wrap_untrusted",
 ]
 
+# No --no-sandbox: the sandbox is used whenever the platform allows (see browser.sandbox). WebRTC may not
+# send UDP around the proxy, which checks every address the browser reaches.
 DEFAULT_LAUNCH_ARGS = (
-    "--no-sandbox --disable-gpu --disable-background-networking --disable-component-update --disable-sync "
-    "--no-first-run --disable-quic --disable-dev-shm-usage"
+    "--disable-gpu --disable-background-networking --disable-component-update --disable-sync "
+    "--no-first-run --disable-quic --disable-dev-shm-usage "
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp"
 ).split()
 
 
@@ -63,6 +67,9 @@ class BrowserConfig:
     deny: list[str] = field(default_factory=list)  # URL patterns, checked before allow
     allow_file_urls: bool = False
     server_url: str | None = None  # the Jupyter server's base URL; its /api/ is refused unless allowed
+    # Hosts, addresses or networks (127.0.0.1:8000, intranet.example.org, 10.1.0.0/16) that may be reached
+    # though not public; the server's own address only when named with its port.
+    allowed_networks: list[str] = field(default_factory=list)
     cache_ttl: float = 60.0
     cache_max_bytes: int = 32 * 2**20
     downloads: bool = False
@@ -74,7 +81,13 @@ class BrowserConfig:
     viewport: tuple[int, int] = (1280, 800)
 
     def url_policy(self) -> UrlPolicy:
-        return UrlPolicy(tuple(self.allow), tuple(self.deny), self.allow_file_urls, self.server_url)
+        return UrlPolicy(
+            tuple(self.allow),
+            tuple(self.deny),
+            self.allow_file_urls,
+            self.server_url,
+            tuple(self.allowed_networks),
+        )
 
 
 def __getattr__(name: str) -> Any:

@@ -5,6 +5,15 @@ page) lets a new session start without waiting; a session keeps its context, so 
 cross sessions. A crashed browser is replaced: the session that meets it gets :class:`BrowserCrashed`, its
 next call works. Idle sessions are closed; the browser restarts when it outgrows its memory limit.
 
+Every request a page makes passes the network policy (:meth:`UrlPolicy.request_refusal
+<jupyter_agent.browser.policy.UrlPolicy.request_refusal>`) twice over: Playwright's ``route`` checks each
+request of every context (navigations, sub-resources, frames) and aborts refused ones, and a launched
+Chromium reaches the network only through :class:`~jupyter_agent.browser.proxy.PinningProxy`, which checks
+the hops of redirects too (``route`` never sees them) and connects to the addresses it checked. A remote
+browser (``endpoint``) has no such proxy: its redirects and its DNS look-ups are its own, so it belongs
+behind an egress policy of its own. Chromium runs in its sandbox whenever the platform allows
+(:mod:`~jupyter_agent.browser.sandbox`); :meth:`BrowserContexts.health` says whether it does.
+
 What is done with a session's page (and a crashed page's replacement) is
 :class:`~jupyter_agent.browser.service.BrowserService`'s part.
 """
@@ -13,19 +22,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    CDPSession,
+    Page,
+    Playwright,
+    Route,
+    async_playwright,
+)
 from playwright.async_api import Error as PlaywrightError
 
 from jupyter_agent.browser import BrowserConfig
 from jupyter_agent.browser.cache import ResponseCache
 from jupyter_agent.browser.live import LiveBrowser
 from jupyter_agent.browser.policy import BrowserError, first_line
+from jupyter_agent.browser.proxy import PinningProxy
+from jupyter_agent.browser.sandbox import sandbox_failure, sandbox_plan
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +80,7 @@ class BrowserSession:
     no_store: bool = False  # the loaded document said Cache-Control: no-store
     pending: asyncio.Task[None] | None = None  # a navigation started after a cache hit
     cdp: tuple[Page, CDPSession] | None = None  # the current tab's CDP session, for fast screenshots
+    blocked: deque[str] = field(default_factory=lambda: deque(maxlen=20))  # requests the policy refused
 
 
 class BrowserContexts:
@@ -79,7 +101,7 @@ class BrowserContexts:
         self._generation = 0  # bumped whenever the browser goes away; older sessions are stale
         self._lost_reason = "crashed"  # why the last browser went away, for the error text
         self._disconnected: dict[int, asyncio.Event] = {}
-        self._pool: list[tuple[BrowserContext, Page, int]] = []
+        self._pool: list[tuple[BrowserContext, Page, int, deque[str]]] = []
         self._sessions: dict[str, BrowserSession] = {}
         self._start_lock = asyncio.Lock()
         self._session_lock = asyncio.Lock()
@@ -87,6 +109,8 @@ class BrowserContexts:
         self._refill: asyncio.Task[None] | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._closed = False
+        self._proxy: PinningProxy | None = None
+        self._sandbox_failed: str | None = None  # why Chromium could not start in its sandbox
         self.live = LiveBrowser(self)  # live views of the sessions' tabs, and people taking control
 
     # ---- lifecycle --------------------------------------------------------------------------------------
@@ -113,6 +137,8 @@ class BrowserContexts:
             if self._playwright is not None:
                 await asyncio.wait_for(self._playwright.stop(), 5)
         self._playwright = None
+        if self._proxy is not None:
+            await self._proxy.close()
 
     async def _ensure_browser(self) -> Browser:
         if self._browser is not None and self._browser.is_connected():
@@ -142,7 +168,44 @@ class BrowserContexts:
             return await playwright.chromium.connect(cfg.endpoint, timeout=timeout)  # a Playwright server
         if cfg.endpoint:
             return await playwright.chromium.connect_over_cdp(cfg.endpoint, timeout=timeout)
-        return await playwright.chromium.launch(executable_path=cfg.executable_path, args=cfg.launch_args)
+        if self._proxy is None:
+            self._proxy = PinningProxy(self.policy)
+        launch = functools.partial(
+            playwright.chromium.launch,
+            executable_path=cfg.executable_path,
+            args=cfg.launch_args,
+            proxy={"server": await self._proxy.start()},  # Playwright sends loopback through it too
+        )
+        if not self.sandbox[0]:
+            return await launch(chromium_sandbox=False)
+        try:
+            return await launch(chromium_sandbox=True)
+        except PlaywrightError as err:
+            reason = sandbox_failure(getattr(err, "message", None) or str(err))
+            if reason is None:
+                raise
+        self._sandbox_failed = f"Chromium could not set up its sandbox: {reason}"
+        log.warning("the browser runs without its sandbox: %s", reason)
+        return await launch(chromium_sandbox=False)
+
+    @property
+    def sandbox(self) -> tuple[bool | None, str]:
+        """Whether Chromium runs (or will run) in its sandbox, and why not; None for a remote browser."""
+        if self.config.endpoint:
+            return None, "a remote browser (browser_endpoint): its own settings decide"
+        if self._sandbox_failed:
+            return False, self._sandbox_failed
+        return sandbox_plan(self.config.launch_args)
+
+    def health(self) -> dict[str, Any]:
+        """For the server's health report: whether the browser runs, in its sandbox, behind the proxy."""
+        sandboxed, reason = self.sandbox
+        return {
+            "running": self._browser is not None and self._browser.is_connected(),
+            "sandbox": sandboxed,
+            "sandbox_reason": reason,
+            "address_pinning": not self.config.endpoint,  # the proxy; a remote browser resolves itself
+        }
 
     def _on_disconnected(self, generation: int) -> None:
         self._disconnected[generation].set()
@@ -182,16 +245,31 @@ class BrowserContexts:
 
     # ---- the pool of ready contexts ---------------------------------------------------------------------
 
-    async def _new_ready(self, browser: Browser) -> tuple[BrowserContext, Page, int]:
+    async def _new_ready(self, browser: Browser) -> tuple[BrowserContext, Page, int, deque[str]]:
         cfg, (width, height) = self.config, self.config.viewport
         context = await browser.new_context(
             viewport={"width": width, "height": height},
             accept_downloads=cfg.downloads,
-            service_workers="block",
+            service_workers="block",  # a service worker's requests would not pass the route below
         )
         context.set_default_timeout(cfg.action_timeout * 1000)
         context.set_default_navigation_timeout(cfg.nav_timeout * 1000)
-        return context, await context.new_page(), self._generation
+        blocked: deque[str] = deque(maxlen=20)
+        await context.route("**/*", functools.partial(self._guard_request, blocked))
+        return context, await context.new_page(), self._generation, blocked
+
+    async def _guard_request(self, blocked: deque[str], route: Route) -> None:
+        """Abort a request whose address the network policy refuses. Chromium resolves the host again when
+        it connects; for a launched browser the proxy pins the address, for a remote one that is a window."""
+        url = route.request.url
+        refusal = await self.policy.request_refusal(url)
+        with contextlib.suppress(PlaywrightError):  # the page or context may be gone by now
+            if refusal is None:
+                await route.continue_()
+                return
+            blocked.append(f"{url} ({refusal})")
+            log.debug("the browser's request was refused: %s", refusal)
+            await route.abort("blockedbyclient")
 
     def _schedule_refill(self) -> asyncio.Task[None]:
         if self._refill is None or self._refill.done():
@@ -209,13 +287,13 @@ class BrowserContexts:
                 log.warning("could not pre-create a browser context: %s", first_line(err))
                 return
 
-    async def _take_ready(self) -> tuple[BrowserContext, Page, int]:
+    async def _take_ready(self) -> tuple[BrowserContext, Page, int, deque[str]]:
         browser = await self._ensure_browser()
         ready = None
         while self._pool and ready is None:
-            context, page, generation = self._pool.pop(0)
-            if generation == self._generation and not page.is_closed():
-                ready = context, page, generation
+            candidate = self._pool.pop(0)
+            if candidate[2] == self._generation and not candidate[1].is_closed():
+                ready = candidate
         self.stats["pool_hits" if ready else "pool_misses"] += 1
         ready = ready or await self._new_ready(browser)
         self._schedule_refill()
@@ -223,7 +301,7 @@ class BrowserContexts:
 
     def pooled_contexts(self) -> list[BrowserContext]:
         """The ready contexts waiting in the pool (for tests and diagnostics)."""
-        return [context for context, _page, _generation in self._pool]
+        return [context for context, *_rest in self._pool]
 
     # ---- sessions ---------------------------------------------------------------------------------------
 
@@ -242,10 +320,11 @@ class BrowserContexts:
                 )
             if session is None:
                 try:
-                    context, page, generation = await self._take_ready()
+                    context, page, generation, blocked = await self._take_ready()
                 except PlaywrightError as err:
                     raise BrowserUnavailable(f"could not open a browser tab: {first_line(err)}") from err
                 session = BrowserSession(session_id, context, page, generation, self._clock())
+                session.blocked = blocked
                 self._watch(session, page)
                 context.on("page", lambda new_page: self._on_new_page(session, new_page))
                 self._sessions[session_id] = session

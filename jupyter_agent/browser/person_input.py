@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from playwright.async_api import Page
 
-from jupyter_agent.browser.policy import UrlRefused
 from jupyter_agent.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -56,7 +55,7 @@ class PersonInput:
     async def click(self, session_id: str, x: float, y: float) -> None:
         async with self._person(session_id) as s:
             await s.page.mouse.click(*_inside(s.page, x, y))
-            await self._check_landing(s)
+            await self.service.check_landing(s)
 
     async def type(self, session_id: str, text: str) -> None:
         async with self._person(session_id) as s:
@@ -66,7 +65,7 @@ class PersonInput:
         """Press a key by name: ``Enter``, ``Backspace``, ``ArrowLeft``, ``Control+a``..."""
         async with self._person(session_id) as s:
             await s.page.keyboard.press(key)
-            await self._check_landing(s)
+            await self.service.check_landing(s)
 
     async def scroll(
         self, session_id: str, dx: float, dy: float, at: tuple[float, float] | None = None
@@ -81,9 +80,10 @@ class PersonInput:
     async def navigate(self, session_id: str, url: str) -> None:
         """Open ``url`` (through the URL policy); opens the session's browser if it has none yet."""
         url = self.service.policy.check(url)
+        await self.service.policy.admit(url)
         async with self._person(session_id) as s:
             await s.page.goto(url, wait_until="domcontentloaded")
-            await self._check_landing(s)
+            await self.service.check_landing(s)
 
     async def history(self, session_id: str, action: str) -> None:
         """``back``, ``forward`` or ``reload``."""
@@ -94,15 +94,7 @@ class PersonInput:
                 await s.page.go_forward(wait_until="domcontentloaded")
             else:
                 await s.page.reload(wait_until="domcontentloaded")
-            await self._check_landing(s)
-
-    async def _check_landing(self, session: BrowserSession) -> None:
-        """Blank the page when the person's click or navigation led to a URL the policy refuses."""
-        url = session.page.url
-        refusal = None if url == "about:blank" else self.service.policy.refusal(url)
-        if refusal:
-            await session.page.goto("about:blank")
-            raise UrlRefused(f"the browser was led to a refused URL: {refusal}")
+            await self.service.check_landing(s)
 
     @contextlib.asynccontextmanager
     async def _person(self, session_id: str) -> AsyncIterator[BrowserSession]:

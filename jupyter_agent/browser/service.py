@@ -99,6 +99,7 @@ class BrowserService(BrowserContexts):
         """Open ``url``: ``{url, title, status, excerpt, cached, ...}``. A cached result returns at once; if the
         tab is elsewhere it is brought to ``url`` in the background, and the next operation waits for that."""
         url = self.policy.check(url)
+        await self.policy.admit(url)  # its address too, before any traffic
         await self.live.agent_may_act(session_id)
         session = await self._session(session_id)
         cached = self.cache.get(("navigate", session_id, url))
@@ -167,6 +168,7 @@ class BrowserService(BrowserContexts):
     async def analyze(self, session_id: str, url: str) -> dict[str, Any]:
         """Load ``url`` afresh; report screenshot, metadata, performance and accessibility findings."""
         url = self.policy.check(url)
+        await self.policy.admit(url)  # its address too, before any traffic
         async with self.use(session_id) as s:
             nav = await self._goto(s, url)
             report = await analyze.analyze_page(s.page, self._png(s, False))
@@ -185,15 +187,28 @@ class BrowserService(BrowserContexts):
 
     async def _goto(self, session: BrowserSession, url: str) -> dict[str, Any]:
         cfg = self.config
-        result, headers = await analyze.load_page(
-            session.page,
-            url,
-            timeout=cfg.nav_timeout,
-            load_grace=cfg.load_grace,
-            excerpt_chars=cfg.excerpt_chars,
-        )
+        session.blocked.clear()
+        try:
+            result, headers = await analyze.load_page(
+                session.page,
+                url,
+                timeout=cfg.nav_timeout,
+                load_grace=cfg.load_grace,
+                excerpt_chars=cfg.excerpt_chars,
+            )
+        except PlaywrightError as err:
+            text = first_line(err)
+            if "ERR_BLOCKED_BY_CLIENT" in text and session.blocked:
+                raise UrlRefused(f"the network policy refused {session.blocked[-1]}") from err
+            if "ERR_TUNNEL_CONNECTION_FAILED" in text:  # the proxy refused a CONNECT, or could not connect
+                raise BrowserError(
+                    f"{text}: the network policy refused an address this led to (say, by a redirect), or "
+                    "the host could not be reached"
+                ) from err
+            raise
         session.loaded_url, session.dirty, session.no_store = url, False, forbids_storing(headers)
-        await self._check_landing(session)
+        await self.check_landing(session)
+        result["blocked"] = list(session.blocked)  # sub-resources and frames the policy refused
         if not session.no_store:
             self.cache.put(("navigate", session.id, url), {**result, "cached": True})
         return result
@@ -208,14 +223,20 @@ class BrowserService(BrowserContexts):
 
     async def _after_action(self, session: BrowserSession, before: Page) -> dict[str, Any]:
         session.dirty = True
-        await self._check_landing(session)
+        await self.check_landing(session)
         page = session.page
         return {"url": page.url, "title": await page.title(), "new_tab": page is not before}
 
-    async def _check_landing(self, session: BrowserSession) -> None:
-        """Refuse (and blank) a page that a redirect or a click led to when the policy forbids it."""
+    async def check_landing(self, session: BrowserSession) -> None:
+        """Refuse (and blank) a page that a redirect or a click led to when the policy forbids it: by the
+        URL rules, or by its address (a refused redirect hop over plain HTTP lands on the proxy's refusal)."""
         url = session.page.url
-        refusal = None if url == "about:blank" else self.policy.refusal(url)
+        if url == "about:blank":
+            return
+        if url.startswith("chrome-error:") and session.blocked:  # the route refused the navigation
+            refusal = f"the network policy refused {session.blocked[-1]}"
+        else:
+            refusal = self.policy.refusal(url) or await self.policy.request_refusal(url)
         if refusal:
             session.loaded_url = None
             await session.page.goto("about:blank")

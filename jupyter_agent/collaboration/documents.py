@@ -19,7 +19,7 @@ import nbformat
 from jupyter_ydoc import YNotebook, YUnicode
 
 from jupyter_agent.errors import BadRequest, NotFound, ToolError
-from jupyter_agent.security.paths import relative_to_root, resolve_in_root
+from jupyter_agent.security.paths import relative_to_root, resolve_in_root, write_atomically
 
 #: The origin of every transaction the agent makes, so observers can tell its edits apart.
 AGENT_ORIGIN = "jupyter_agent"
@@ -150,6 +150,5 @@ class FileProvider:
             return
         async with self._lock:
             content = doc.get()
-            tmp = target.with_name(f".{target.name}.agent-tmp")
-            tmp.write_text(json.dumps(content, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-            os.replace(tmp, target)
+            text = json.dumps(content, indent=1, ensure_ascii=False) + "\n"
+            write_atomically(target, text.encode("utf-8"))

@@ -42,6 +42,10 @@ class KernelHandle(Protocol):
 class KernelProvider(Protocol):
     async def kernel_for(self, path: str, kernel_name: str | None) -> KernelHandle: ...
 
+    async def restart(self, path: str, kernel_name: str | None) -> KernelHandle:
+        """Restart the notebook's kernel (started when there is none), its handle reconnected."""
+        ...
+
 
 @dataclass
 class ExecutionResult:
@@ -50,6 +54,11 @@ class ExecutionResult:
     execution_count: int | None = None
     outputs: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. the kernel was restarted before this run
+    code: str = ""  # the cell's source as it ran
+
+    def stream_text(self) -> str:
+        """Everything the run printed (stdout and stderr)."""
+        return "".join(str(o.get("text", "")) for o in self.outputs if o.get("output_type") == "stream")
 
     def summary(self, max_chars: int = 8000) -> str:
         """The text the model reads: text outputs, the error with a trimmed traceback, a note per image."""
@@ -208,7 +217,14 @@ class CellRunner:
             await self.editor.documents.saved(path)
         if any(o["output_type"] == "error" for o in writer.outputs) and status == "ok":
             status = "error"
-        return ExecutionResult(cell_id, status, count, writer.outputs, notes)
+        return ExecutionResult(cell_id, status, count, writer.outputs, notes, code)
+
+    async def restart_kernel(self, path: str) -> dict[str, Any]:
+        """Restart the kernel of notebook ``path`` (the one JupyterLab shows): its variables are lost and
+        packages installed since it started become importable. Waits for a cell that is running to end."""
+        nb = await self.editor.documents.notebook(path)
+        kernel = await self.kernels.restart(path, notebook_kernel_name(nb))
+        return {"path": path, "kernel_id": kernel.kernel_id}
 
     async def _execute(
         self, kernel: KernelHandle, code: str, writer: CellOutputWriter, limit: float, cell_id: str

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+#: The event types the model's transcript is folded from; the others (token, activity, usage, ...) are for
+#: people only and never reach the model.
 TRANSCRIPT_EVENTS = ("message", "tool_result", "done", "error")
 
 

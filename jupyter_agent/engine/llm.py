@@ -3,6 +3,11 @@
 litellm takes seconds to import and its first call pays for more lazy imports, so :meth:`LLMClient.preload`
 imports it and makes one mock call in a worker thread: the event loop never stalls and the first user
 message does not pay for either. This is the only module that imports litellm.
+
+A slow model (a CPU model reading a long prompt) says nothing for a minute or more, so a call reports how far
+it has got through ``StreamHandlers.on_progress``: the prompt's size (our estimate, then the server's count),
+how much of it the server has read where it says so (llama.cpp's ``prompt_progress``), and when the answer
+starts.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 from jupyter_agent.engine.types import Completion, ToolCall, Usage
 from jupyter_agent.errors import ProviderError
-from jupyter_agent.security.redaction import redact_text
+from jupyter_agent.security.redaction import Redactor, Vault, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,7 @@ def _load_litellm(warm: bool) -> Any:
         start = time.perf_counter()
         try:
             asyncio.run(_warm_call(litellm))
+            _count_prompt(litellm, [{"role": "user", "content": "warm"}], None)  # loads the tokenizer
         except Exception:  # warming is an optimisation: never fatal
             log.debug("litellm warm-up call failed", exc_info=True)
         log.debug("litellm warm-up took %.0f ms", (time.perf_counter() - start) * 1000)
@@ -120,6 +126,20 @@ async def get_litellm() -> Any:
     return await asyncio.wrap_future(preload_litellm())
 
 
+@dataclass(frozen=True)
+class ModelProgress:
+    """How far one model call has got before (and as) its answer shows, for people waiting on it."""
+
+    #: "starting": the model itself is starting (the embedded one); "prompt": the model reads the prompt;
+    #: "output": it started answering (``output`` says with what)
+    phase: str
+    prompt_tokens: int | None = None  # the prompt's size: the server's count, else our estimate
+    estimated: bool = False  # prompt_tokens is our estimate (litellm's tokenizer), not the server's count
+    progress: float | None = None  # 0..1 of the prompt read, only where the server reports it
+    output: str = ""  # "text", "thinking" or "tool_call"
+    tool: str = ""  # the tool being called, once its name is known
+
+
 @dataclass
 class StreamHandlers:
     """Callbacks for the pieces of a streamed answer, called on the event loop as they arrive."""
@@ -127,6 +147,161 @@ class StreamHandlers:
     on_token: Callable[[str], None] = lambda _text: None
     on_thinking: Callable[[str], None] = lambda _text: None
     on_retry: Callable[[str, int, str], None] = lambda _model, _attempt, _reason: None
+    on_progress: Callable[[ModelProgress], None] = lambda _progress: None
+
+
+#: What a request asks of llama.cpp's own server so that it streams its prompt-processing progress.
+PROGRESS_REQUEST = {"return_progress": True}
+
+
+def wants_progress(kwargs: dict[str, Any]) -> bool:
+    """Whether a request asks the server for prompt progress (``extra_body={"return_progress": True}``)."""
+    body = kwargs.get("extra_body")
+    return isinstance(body, dict) and bool(body.get("return_progress"))
+
+
+def prompt_progress(chunk: Any) -> tuple[int, float] | None:
+    """``(prompt tokens, fraction read)`` from a chunk carrying llama.cpp's ``prompt_progress``, else None.
+
+    llama.cpp counts the tokens it reused from its cache in ``processed``; the fraction is of the rest, the
+    part it really has to read.
+    """
+    report = getattr(chunk, "prompt_progress", None)
+    if report is None and isinstance(getattr(chunk, "model_extra", None), dict):
+        report = chunk.model_extra.get("prompt_progress")
+    if not isinstance(report, dict):
+        return None
+    try:
+        total, cache, processed = (
+            int(report["total"]),
+            int(report.get("cache") or 0),
+            int(report["processed"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    if total <= 0:
+        return None
+    todo = total - cache
+    fraction = 1.0 if todo <= 0 else (processed - cache) / todo
+    return total, min(1.0, max(0.0, fraction))
+
+
+def _count_prompt(
+    litellm: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+) -> int | None:
+    """An estimate of the prompt's tokens with litellm's default tokenizer, or None.
+
+    Not the model's own tokenizer: litellm fetches some of those from the network, which may hang here, and
+    the embedded server's tokenize endpoint would interrupt a generation that is streaming meanwhile.
+    """
+    texts = [  # images left out: litellm would fetch an image URL to size it
+        {**m, "content": _text_of(m.get("content"))} if isinstance(m.get("content"), list) else m
+        for m in messages
+    ]
+    try:
+        return int(litellm.token_counter(messages=texts, tools=tools or None))
+    except Exception:
+        log.debug("Could not count the prompt's tokens", exc_info=True)
+        return None
+
+
+_counting: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _counting_pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _counting
+    if _counting is None:
+        _counting = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prompt-count")
+    return _counting
+
+
+def _text_of(content: list[Any]) -> str:
+    return "\n".join(
+        str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
+    )
+
+
+class _ProgressReporter:
+    """Turns a call's estimate, the server's progress reports and its first output into ``on_progress``
+    calls, each only when it says something new."""
+
+    def __init__(self, on_progress: Callable[[ModelProgress], None]) -> None:
+        self._on_progress = on_progress
+        self._last: ModelProgress | None = None
+        self._closed = False
+
+    def _send(self, progress: ModelProgress) -> None:
+        if progress != self._last and not self._closed:
+            self._last = progress
+            self._on_progress(progress)
+
+    def _reading(self) -> bool:
+        return self._last is not None and self._last.phase == "prompt"
+
+    def begin(self) -> None:
+        self._send(ModelProgress("prompt"))
+
+    def estimate(self, tokens: int | None) -> None:
+        """Our count, unless the server already gave its own (or the answer started)."""
+        if tokens and self._reading() and self._last.prompt_tokens is None:  # type: ignore[union-attr]
+            self._send(ModelProgress("prompt", prompt_tokens=tokens, estimated=True))
+
+    def server(self, chunk: Any) -> None:
+        """A chunk's progress report, if it carries one that moves on from the last."""
+        report = prompt_progress(chunk)
+        if report is None or not self._reading():
+            return
+        last = self._last.progress  # type: ignore[union-attr]
+        if last is None or report[1] > last:
+            self._send(ModelProgress("prompt", prompt_tokens=report[0], progress=report[1]))
+
+    def output(self, kind: str, tool: str = "") -> None:
+        """The answer goes on with ``kind`` (the first call's ``tool``, once its name is known)."""
+        last = self._last
+        if last is None or last.output != kind or (tool and not last.tool):
+            self._send(ModelProgress("output", output=kind, tool=tool))
+
+    def close(self) -> None:
+        """The call is over: a count that comes in late is no longer news."""
+        self._closed = True
+
+
+class _RawChunks:
+    """The provider's stream inside a litellm stream, with a look at each raw chunk before litellm has it.
+
+    litellm drops chunks that carry no content after the first one, and with them llama.cpp's later progress
+    reports (those are empty deltas with ``prompt_progress`` beside ``choices``); the raw chunks keep them.
+    """
+
+    def __init__(self, stream: Any, look: Callable[[Any], None]) -> None:
+        self._stream = stream
+        self._look = look
+        self._iterator: Any = None
+
+    def __aiter__(self) -> _RawChunks:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._iterator is None:
+            self._iterator = self._stream.__aiter__()
+        chunk = await self._iterator.__anext__()
+        try:
+            self._look(chunk)
+        except Exception:  # a look must never break the stream
+            log.debug("Could not read a raw chunk's progress", exc_info=True)
+        return chunk
+
+    def __getattr__(self, name: str) -> Any:  # close(), aclose(), response, ...
+        return getattr(self._stream, name)
+
+
+def _tap_raw_chunks(response: Any, look: Callable[[Any], None]) -> bool:
+    """Let ``look`` see the raw chunks of a litellm stream; False when this litellm does not allow it."""
+    stream = getattr(response, "completion_stream", None)
+    if stream is None or not hasattr(stream, "__aiter__"):
+        return False
+    response.completion_stream = _RawChunks(stream, look)
+    return True
 
 
 @dataclass
@@ -147,6 +322,9 @@ class LLMClient:
     local: Any = None
     #: Why no model is available, shown when a call is made without one (e.g. the local extra is missing).
     no_model_hint: str = ""
+    #: Hides secrets from the provider (security.redaction.Redactor): a request's messages carry placeholders,
+    #: and the tool calls that come back have the real values again. None: requests go as they are.
+    redactor: Redactor | None = None
 
     def preload(self) -> None:
         preload_litellm()
@@ -158,10 +336,18 @@ class LLMClient:
         handlers: StreamHandlers | None = None,
         *,
         model: str | None = None,
+        session: str | None = None,
         **extra: Any,
     ) -> Completion:
-        """One streamed call; retries and falls back while nothing has been streamed yet."""
+        """One streamed call; retries and falls back while nothing has been streamed yet.
+
+        ``session`` names the conversation whose placeholders the tool calls' arguments may use.
+        """
         handlers = handlers or StreamHandlers()
+        vault = None
+        if self.redactor is not None:
+            vault = self.redactor.vault(session) if session else Vault()
+            messages = self.redactor.redact_messages(messages, vault)
         if not (model or self.model):
             raise ProviderError(
                 self.no_model_hint
@@ -175,12 +361,18 @@ class LLMClient:
         for name in models:
             for attempt in range(self.retries + 1):
                 try:
-                    return await self._stream_once(name, messages, tools, handlers, extra)
+                    completion = await self._stream_once(name, messages, tools, handlers, extra)
+                    if self.redactor is not None and vault is not None:
+                        for call in completion.tool_calls:
+                            call.arguments = self.redactor.restore_json(call.arguments, vault)
+                    return completion
                 except _StreamBroken as err:
                     raise ProviderError(str(err)) from None
                 except Exception as err:
                     last_error = err
                     status = _status_of(err)
+                    if _is_budget_error(err):  # a LiteLLM proxy's budget: no retry or fallback helps today
+                        raise ProviderError(_describe_budget(name, err), code="budget_exceeded") from None
                     if not _is_retryable(err, status):
                         raise ProviderError(_describe(name, err, status), code=_code_for(status)) from None
                     reason = _describe(name, err, status)
@@ -237,6 +429,16 @@ class LLMClient:
         if self.local is not None and self.local.handles(model):
             local = await self.local.prepare(messages, tools, handlers, dict(extra))
             messages, tools, handlers, extra = local.messages, None, local.handlers, local.extra
+        reporter = _ProgressReporter(handlers.on_progress)
+        reporter.begin()
+        # Counted in a thread of its own beside the request: the count must not delay the answer (nor take
+        # a thread of the loop's default pool, where litellm prepares its requests).
+        counting = asyncio.get_running_loop().run_in_executor(
+            _counting_pool(), _count_prompt, litellm, messages, tools
+        )
+        counting.add_done_callback(
+            lambda done: None if done.cancelled() or done.exception() else reporter.estimate(done.result())
+        )
         kwargs: dict[str, Any] = {
             "timeout": self.request_timeout,
             "stream_timeout": self.request_timeout,
@@ -249,9 +451,16 @@ class LLMClient:
         if tools:
             kwargs["tools"] = tools
         started = time.perf_counter()
-        response = await litellm.acompletion(
-            model=local.model if local is not None else model, messages=messages, stream=True, **kwargs
-        )
+        try:
+            response = await litellm.acompletion(
+                model=local.model if local is not None else model, messages=messages, stream=True, **kwargs
+            )
+        except BaseException:
+            counting.cancel()
+            reporter.close()
+            raise
+        if wants_progress(kwargs) and not _tap_raw_chunks(response, reporter.server):
+            log.debug("This litellm hides its raw chunks: only the first prompt progress report is seen")
         result = Completion(usage=Usage(model=model))
         calls: dict[int, ToolCall] = {}
         emitted = False
@@ -271,6 +480,7 @@ class LLMClient:
                 if usage:
                     result.usage.prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
                     result.usage.completion_tokens = getattr(usage, "completion_tokens", 0) or 0
+                reporter.server(chunk)  # what litellm kept of a progress report (when the tap could not)
                 if not chunk.choices:
                     continue
                 choice = chunk.choices[0]
@@ -282,15 +492,18 @@ class LLMClient:
                     result.usage.ttft_ms = result.usage.ttft_ms or (time.perf_counter() - started) * 1000
                     result.thinking += thinking
                     emitted = True
+                    reporter.output("thinking")
                     handlers.on_thinking(thinking)
                 if delta.content:
                     result.usage.ttft_ms = result.usage.ttft_ms or (time.perf_counter() - started) * 1000
                     result.content += delta.content
                     emitted = True
+                    reporter.output("text")
                     handlers.on_token(delta.content)
                 for tc in delta.tool_calls or []:
                     result.usage.ttft_ms = result.usage.ttft_ms or (time.perf_counter() - started) * 1000
                     emitted = True
+                    reporter.output("tool_call", (tc.function.name or "") if tc.function is not None else "")
                     index = tc.index if tc.index is not None else len(calls)
                     call = calls.setdefault(index, ToolCall(id="", name=""))
                     call.id = tc.id or call.id
@@ -303,6 +516,9 @@ class LLMClient:
                     f"the model's stream broke after it started answering: {_describe(model, err, _status_of(err))}"
                 ) from err
             raise
+        finally:
+            counting.cancel()
+            reporter.close()
         result.tool_calls = [c for _, c in sorted(calls.items()) if c.name]
         if local is not None:
             result = local.finish(result)
@@ -336,6 +552,22 @@ def _retry_after(err: Exception) -> float | None:
         return float(headers.get("retry-after"))
     except (TypeError, ValueError):
         return None
+
+
+def _is_budget_error(err: Exception) -> bool:
+    """A LiteLLM proxy (or litellm's own budget manager) refusing because a key's or user's budget is spent."""
+    if type(err).__name__ == "BudgetExceededError":
+        return True
+    text = str(err).lower()
+    return "budget" in text and ("exceeded" in text or "over budget" in text)
+
+
+def _describe_budget(model: str, err: Exception) -> str:
+    message = redact_text(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+    return (
+        f"the model service's budget for this key or user is used up (model {model!r}): {message[:300]}. "
+        "Ask whoever runs the LiteLLM proxy to raise it, or wait until it renews"
+    )
 
 
 def _code_for(status: int | None) -> str:

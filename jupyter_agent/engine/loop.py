@@ -2,6 +2,10 @@
 
 Each step is an event on the session. Cancelling the turn's task stops it at any await; notebook edits are
 single synchronous transactions, so a cancel never leaves half an edit behind.
+
+``activity`` events say what the turn is doing while people wait (a model reading a long prompt can be silent
+for minutes): the first goes out before anything else happens, then one per change of phase, step or
+progress (see :class:`Activity`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jupyter_agent.engine.llm import LLMClient, StreamHandlers
+from jupyter_agent.engine.llm import LLMClient, ModelProgress, StreamHandlers
 from jupyter_agent.engine.router import ToolRouter
 from jupyter_agent.engine.session import Turn, TurnResult
 from jupyter_agent.engine.types import Completion, ToolCall
@@ -43,6 +47,9 @@ STOP_REPEATING = (
     "You made the same tool call {n} times in a row; its result will not change, so tools are unavailable "
     "for this reply. Answer the user now from the results you already have."
 )
+
+#: Seconds between two activity events that only move a progress figure on.
+ACTIVITY_INTERVAL = 0.25
 
 ContextFactory = Callable[[Turn, ToolCall], ToolContext]
 AuditFn = Callable[[Turn, ToolCall, Any, ToolResult, float], None]
@@ -89,8 +96,11 @@ class AgentLoop:
         totals = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "model_calls": 0}
         failures: Counter[tuple[str, str]] = Counter()  # (tool, arguments) -> failed calls this turn
         calls: list[tuple[str, str]] = []  # every call of this turn, in order
-        for _step in range(self.budget.max_steps):
-            completion = await self._call_model(turn, _loop_note(failures, calls))
+        activity = Activity(turn)
+        for step in range(1, self.budget.max_steps + 1):
+            activity.step = step
+            activity.show("prompt")  # before anything that may take time (litellm's import, the model)
+            completion = await self._call_model(turn, _loop_note(failures, calls), activity)
             totals["model_calls"] += 1
             totals["prompt_tokens"] += completion.usage.prompt_tokens
             totals["completion_tokens"] += completion.usage.completion_tokens
@@ -101,7 +111,10 @@ class AgentLoop:
             )
             if not completion.tool_calls:
                 return TurnResult("completed", totals)
-            outcomes = await asyncio.gather(*(self._run_call(turn, call) for call in completion.tool_calls))
+            activity.show("tools", tools=[call.name for call in completion.tool_calls])
+            outcomes = await asyncio.gather(
+                *(self._run_call(turn, call, activity) for call in completion.tool_calls)
+            )
             for call, ok in zip(completion.tool_calls, outcomes, strict=True):
                 calls.append((call.name, call.arguments))
                 if not ok:
@@ -111,7 +124,7 @@ class AgentLoop:
                 return TurnResult("max_tokens", totals)
         return TurnResult("max_steps", totals)
 
-    async def _call_model(self, turn: Turn, loop_note: str = "") -> Completion:
+    async def _call_model(self, turn: Turn, loop_note: str, activity: Activity) -> Completion:
         """One model call; in a loop of repeated calls (``loop_note`` says which), one without tools."""
         vision = await self.llm.supports_vision(turn.model)
         system = self.system_prompt
@@ -127,10 +140,12 @@ class AgentLoop:
         handlers = StreamHandlers(
             on_token=lambda text: (partial.append(text), turn.emit("token", text=text)),
             on_thinking=lambda text: turn.emit("thinking", text=text),
+            on_retry=lambda _model, attempt, reason: activity.show("retry", attempt=attempt, reason=reason),
+            on_progress=activity.model,
         )
         try:
             completion = await self.llm.stream(
-                messages, self.router.schemas(), handlers, model=turn.model, **extra
+                messages, self.router.schemas(), handlers, model=turn.model, session=turn.session.id, **extra
             )
         except asyncio.CancelledError:
             if partial:  # keep what people already saw as part of the conversation
@@ -151,7 +166,7 @@ class AgentLoop:
         )
         return completion
 
-    async def _run_call(self, turn: Turn, call: ToolCall) -> bool:
+    async def _run_call(self, turn: Turn, call: ToolCall, activity: Activity) -> bool:
         """Run one call the model made, with its events and audit record; whether it succeeded."""
         try:
             shown: Any = call.parsed_arguments()
@@ -160,10 +175,14 @@ class AgentLoop:
         turn.emit("tool_call", call_id=call.id, name=call.name, arguments=shown)
         ctx = self.context_factory(turn, call)
 
-        async def approver(tool: Tool, args: dict[str, Any]) -> str:
-            return await turn.request_approval(
-                call.id, tool.name, args, reason=f"{tool.name} asks before it runs"
-            )
+        async def approver(tool: Tool, args: dict[str, Any], why: str) -> str:
+            activity.waiting(tool.name)
+            try:
+                return await turn.request_approval(
+                    call.id, tool.name, args, reason=why or f"{tool.name} asks before it runs"
+                )
+            finally:
+                activity.answered(tool.name)
 
         start = time.perf_counter()
         result = await self.router.call(call, ctx, approver, turn.session.policy)
@@ -187,6 +206,129 @@ class AgentLoop:
             except Exception:
                 log.exception("Could not write the audit record for call %s", call.id)
         return result.ok
+
+
+class Activity:
+    """A turn's ``activity`` events: what it is doing right now, in words, for the people waiting on it.
+
+    Each event has ``phase`` (starting | prompt | thinking | writing | calling | tools | approval | retry),
+    ``text`` (e.g. "reading your request (prompt 1,870 tokens, 45%)", "step 2: running notebook_run_cell"),
+    ``step`` (the model call of the turn, from 1), ``started`` (when this phase began, epoch seconds: front
+    ends count the time from it), ``prompt_tokens`` and ``progress`` (0..1 of the prompt the model has read,
+    where its server says so; else null). Activity is not part of the model's transcript.
+    """
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.step = 1
+        self._key: tuple[Any, ...] = ()  # (step, phase, what): a new key is a new phase
+        self._started = 0.0
+        self._text = ""  # of the last event sent
+        self._progress: float | None = None  # of the last event sent
+        self._sent_at = 0.0
+        self._waiting: list[str] = []  # tools waiting for a person's approval, in order
+        self._tools: list[str] = []  # the tools of the current step
+
+    def show(
+        self,
+        phase: str,
+        *,
+        tool: str = "",
+        tools: list[str] | None = None,
+        prompt_tokens: int | None = None,
+        estimated: bool = False,
+        progress: float | None = None,
+        attempt: int = 0,
+        reason: str = "",
+    ) -> None:
+        """Send what the turn does now, unless it says nothing new (or only moves a figure on too soon)."""
+        if tools is not None:
+            self._tools = tools
+        key = (self.step, phase, tool or tuple(self._tools if phase == "tools" else ()))
+        text = _activity_text(
+            self.step, phase, tool, self._tools, prompt_tokens, estimated, progress, attempt, reason
+        )
+        now = time.time()
+        if key == self._key:
+            if text == self._text:
+                return
+            moved_on = progress is not None and self._progress is not None and progress < 1
+            if moved_on and now - self._sent_at < ACTIVITY_INTERVAL:
+                return  # only a figure moved on: the next report says more (and 100% always goes out)
+        else:
+            self._key, self._started = key, now
+        self._text, self._progress, self._sent_at = text, progress, now
+        self.turn.emit(
+            "activity",
+            phase=phase,
+            text=text,
+            step=self.step,
+            started=self._started,
+            prompt_tokens=prompt_tokens,
+            progress=None if progress is None else round(progress, 3),
+        )
+
+    def model(self, progress: ModelProgress) -> None:
+        """What the model call says about itself (see :class:`~jupyter_agent.engine.llm.ModelProgress`)."""
+        if progress.phase == "output":
+            phase = {"thinking": "thinking", "tool_call": "calling"}.get(progress.output, "writing")
+            self.show(phase, tool=progress.tool)
+        else:
+            self.show(
+                progress.phase,
+                prompt_tokens=progress.prompt_tokens,
+                estimated=progress.estimated,
+                progress=progress.progress,
+            )
+
+    def waiting(self, tool: str) -> None:
+        self._waiting.append(tool)
+        self.show("approval", tool=tool)
+
+    def answered(self, tool: str) -> None:
+        if tool in self._waiting:
+            self._waiting.remove(tool)
+        if self._waiting:
+            self.show("approval", tool=self._waiting[-1])
+        else:
+            self.show("tools")
+
+
+def _activity_text(
+    step: int,
+    phase: str,
+    tool: str,
+    tools: list[str],
+    prompt_tokens: int | None,
+    estimated: bool,
+    progress: float | None,
+    attempt: int,
+    reason: str,
+) -> str:
+    """An activity in words: "reading your request (prompt 1,870 tokens, 45%)", "step 2: running X"."""
+    if phase == "prompt":
+        text = "reading your request" if step == 1 else "reading the tool results"
+        if prompt_tokens:
+            size = f"prompt {'~' if estimated else ''}{prompt_tokens:,} tokens"
+            text += f" ({size}, {progress:.0%})" if progress is not None else f" ({size})"
+    elif phase == "starting":
+        text = "starting the model"
+    elif phase == "thinking":
+        text = "thinking"
+    elif phase == "writing":
+        text = "writing the answer"
+    elif phase == "calling":
+        text = f"preparing the {tool} call" if tool else "preparing a tool call"
+    elif phase == "tools":
+        names = list(dict.fromkeys(tools))
+        text = "running " + (", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""))
+    elif phase == "approval":
+        text = f"waiting for approval to run {tool}"
+    elif phase == "retry":
+        text = f"the model call failed ({reason[:120].rstrip('. ')}); trying again (attempt {attempt + 1})"
+    else:
+        text = phase
+    return text if step == 1 else f"step {step}: {text}"
 
 
 def _loop_note(failures: Counter[tuple[str, str]], calls: list[tuple[str, str]]) -> str:

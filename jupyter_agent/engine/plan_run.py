@@ -39,11 +39,15 @@ class TaskTurn:
         self.id = run.turn.id
         self.session: Session = run.turn.session
         self.user = run.turn.user
+        self.principal = run.turn.principal  # the person who prompted, or who approved the plan
+        self.untrusted: list[str] = []  # what this task read from outside the workspace
         self.model = run.turn.model
         self.context = run.turn.context
         self.text = prompt
         self.task = task
         self.answer = ""
+        #: This attempt's tool calls in the order made: name, arguments, ok and content once the result is in.
+        self.calls: list[dict[str, Any]] = []
         self._history: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
@@ -52,7 +56,20 @@ class TaskTurn:
             apply_event(self._history, {k: v for k, v in event.items() if k != "task"})
             if type == "message" and event.get("role") == "assistant":
                 self.answer = event.get("content") or ""
+        self._track(type, event)
         return event
+
+    def _track(self, type: str, event: dict[str, Any]) -> None:
+        if type == "tool_call":
+            self.calls.append(
+                {"id": event.get("call_id"), "name": event.get("name"), "arguments": event.get("arguments")}
+            )
+        elif type == "tool_result":
+            call = next((c for c in self.calls if c["id"] == event.get("call_id") and "ok" not in c), None)
+            if call is None:
+                call = {"id": event.get("call_id"), "name": event.get("name"), "arguments": None}
+                self.calls.append(call)
+            call.update(ok=bool(event.get("ok")), content=str(event.get("content") or ""))
 
     async def request_approval(self, call_id: str, name: str, arguments: Any, reason: str = "") -> str:
         return await self.session.request_approval(self, call_id, name, arguments, reason)  # type: ignore[arg-type]
@@ -221,6 +238,8 @@ class PlanRun:
                 error = f"the task's turn stopped ({result.reason}) before it finished"
             elif turn.answer.lstrip().upper().startswith("FAILED"):
                 error = turn.answer.strip()
+            else:
+                error = await self._check(task, turn)
         except ApprovalTimeout as err:
             error, retry = err.message, False
         except AgentError as err:
@@ -234,6 +253,35 @@ class PlanRun:
         self.update(task, save=False)
         self.publish()  # persists; the critical path and the expected finish move as tasks finish
         return None, False
+
+    async def _check(self, task: Task, turn: TaskTurn) -> str | None:
+        """Why a task whose turn completed is not done, or None when it is.
+
+        A task is doubtful when a tool call of its attempt failed and no later call of the same tool
+        succeeded, or when its answer says it could not do something; then one short structured model call
+        checks its result against its acceptance criteria. Where that check cannot be made, unresolved
+        tool failures fail the task (an answer's words alone do not).
+        """
+        failures = plans.unresolved_failures(turn.calls)
+        if not failures and not plans.ADMITS_FAILURE.search(turn.answer):
+            return None
+        try:
+            verdict = await self.s.maker.check(task, turn.answer, turn.calls, self.plan.model, self._count)
+        except AgentError as err:
+            log.warning("Could not check task %s of plan %s: %s", task.id, self.plan.id, err.message)
+            verdict = None
+        failed = "; ".join(f"{c['name']}: {_first_line(c.get('content'))}" for c in failures[:3])
+        if verdict is None:
+            return f"tool calls failed and the result could not be checked ({failed})" if failures else None
+        met, reason = verdict
+        log.info(
+            "Task %s of plan %s checked: %s (%s)", task.id, self.plan.id, "met" if met else "not met", reason
+        )
+        if met:
+            return None
+        criteria = task.acceptance.strip() or "the task as described"
+        text = f"not done: the check against its criteria ({criteria}) says: {reason or 'not met'}"
+        return text + (f" [failed tool calls: {failed}]" if failed else "")
 
     async def _replan(self, failed: Task) -> None:
         if failed.state != "failed" or failed.replaced:
@@ -318,6 +366,11 @@ class PlanRun:
         for other in self.plan.live:
             if task.id in other.depends_on and other.state == "cancelled":
                 self._reopen(other)
+
+
+def _first_line(text: Any, limit: int = 200) -> str:
+    line = next((part.strip() for part in str(text or "").splitlines() if part.strip()), "")
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _task_failed(task: Task) -> AgentError:

@@ -1,5 +1,6 @@
 """The planner's model side: the plan's JSON schema and checks, the planning call to the model (structured
-output, one repair round), a person's edits, and the text a task's turn and the conversation read.
+output, one repair round), the check of a doubtful task's result against its acceptance criteria, a person's
+edits, and the text a task's turn and the conversation read.
 
 A plan itself and its DAG arithmetic are in :mod:`jupyter_agent.engine.plan`; running a plan is
 :mod:`jupyter_agent.engine.plan_run`'s job. This module never starts a task.
@@ -8,6 +9,7 @@ A plan itself and its DAG arithmetic are in :mod:`jupyter_agent.engine.plan`; ru
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable
 from graphlib import CycleError, TopologicalSorter
@@ -19,6 +21,8 @@ from jupyter_agent.engine.llm import LLMClient
 from jupyter_agent.engine.plan import EstimateBook, Plan, Task
 from jupyter_agent.engine.types import Completion
 from jupyter_agent.errors import AgentError, BadRequest
+
+log = logging.getLogger(__name__)
 
 MAX_TASKS = 50
 TASK_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -60,10 +64,26 @@ RESPONSE_FORMAT = {
     "type": "json_schema",
     "json_schema": {"name": "plan", "schema": PLAN_SCHEMA, "strict": True},
 }
+#: The verdict of a task check: did the task's result meet its acceptance criteria.
+CHECK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["met", "reason"],
+    "properties": {
+        "met": {"type": "boolean", "description": "whether the task's result meets the criteria"},
+        "reason": {"type": "string", "description": "one sentence: why"},
+    },
+}
+CHECK_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "task_check", "schema": CHECK_SCHEMA, "strict": True},
+}
 
 TASK_INTRO = """You are carrying out one task of a larger plan; other tasks run at the same time in other \
 turns. Do only this task. When it is done, answer with a short summary of the result: the tasks that depend \
-on it read that summary. If you cannot complete it, answer with "FAILED:" followed by the reason."""
+on it read that summary. A tool call that failed (a file that does not exist, an error) did not do its \
+work: fix the cause or find another way. If you cannot complete the task, answer with "FAILED:" followed by \
+the reason; never report as done what the tool results do not show."""
 
 PLANNER_PROMPT = """You are the planner of Jupyter Agent. Split the user's goal into a small DAG of tasks \
 that separate agent turns will carry out, each seeing only the goal, its own task and the results of the \
@@ -71,6 +91,19 @@ tasks it depends on. Make tasks independent where you can, so they run in parall
 when a task needs another's result. Each task names the tools it will likely use, the notebook paths it \
 edits (tasks on the same notebook never run at the same time), an estimate in seconds and acceptance \
 criteria. Answer with the JSON plan only."""
+
+CHECK_PROMPT = """You check the result of one task of a plan that an agent carried out with tools. Some of \
+its tool calls failed, or its answer says something could not be done. Decide whether the task's result \
+meets its acceptance criteria anyway. Judge from the tool results, not from what the answer claims: a \
+file that could not be read was not loaded, whatever the answer says. Answer with JSON only: \
+{"met": true or false, "reason": "one sentence"}."""
+
+#: An answer that says it could not do (part of) the task: worth a check even when every tool call worked.
+ADMITS_FAILURE = re.compile(
+    r"\b(?:could ?n[o'’]t|can ?n[o'’]t|cannot|unable to|was ?n[o'’]t able to|not able to|failed to|"
+    r"does ?n[o'’]t exist|do ?n[o'’]t exist|not found|no such file)\b",
+    re.IGNORECASE,
+)
 
 
 # -- checks ------------------------------------------------------------------------------------------------
@@ -112,6 +145,97 @@ def check_plan(data: Any, schema: dict[str, Any] = PLAN_SCHEMA, kept: Iterable[s
             cycle = " -> ".join(err.args[1])
             errors.append(f"the dependencies form a cycle: {cycle} (each task depends on the one before it)")
     return errors
+
+
+def renumbered(data: Any, taken: Iterable[str]) -> tuple[Any, dict[str, str]]:
+    """``data`` with every new task whose id is ``taken`` (by a task that stays in the plan: finished,
+    running, failed or re-planned away) given a fresh id, and the dependencies among the new tasks on it
+    rewritten; and the renames (old id -> new id). A re-plan never fails on an id the model reused.
+
+    A new task that depends on a reused id means the new task of that id (the model wrote them together),
+    except the renamed task itself, which can only mean the task that kept the id. Data that is not a list
+    of tasks with string ids comes back as it is, for :func:`check_plan` to explain.
+    """
+    taken = set(taken)
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if not isinstance(tasks, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("id"), str) for t in tasks
+    ):
+        return data, {}
+    used = taken | {t["id"] for t in tasks}
+    renames: dict[str, str] = {}
+    for task_id in dict.fromkeys(t["id"] for t in tasks):
+        if task_id not in taken:
+            continue
+        base, n = task_id[:60].rstrip("-") or "t", 2
+        while f"{base}-{n}" in used:
+            n += 1
+        renames[task_id] = f"{base}-{n}"
+        used.add(renames[task_id])
+    if not renames:
+        return data, {}
+    out = []
+    for task in tasks:
+        new_id = renames.get(task["id"], task["id"])
+        deps = task.get("depends_on")
+        if isinstance(deps, list):
+            deps = [renames[d] if d in renames and d != task["id"] else d for d in deps]
+        out.append({**task, "id": new_id, **({"depends_on": deps} if isinstance(deps, list) else {})})
+    return {**data, "tasks": out}, renames
+
+
+def unresolved_failures(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tool calls of a task's attempt that failed and were not followed by a successful call of the same
+    tool (``calls``: name, arguments, ok, content, in the order they were made)."""
+    out = []
+    for i, call in enumerate(calls):
+        if call.get("ok") is False and not any(
+            later.get("ok") and later["name"] == call["name"] for later in calls[i + 1 :]
+        ):
+            out.append(call)
+    return out
+
+
+def check_request(task: Task, answer: str, calls: list[dict[str, Any]]) -> str:
+    """What the task check reads: the task, its criteria, its tool calls (failed ones with their errors)
+    and its answer."""
+    criteria = task.acceptance.strip() or f"the task is carried out as described ({task.title})"
+    lines = [f"Task: {task.title}"]
+    lines += [task.description] if task.description else []
+    lines += [f"Acceptance criteria: {criteria}", "", "Tool calls, in order:"]
+    for call in calls[-30:]:
+        state = {True: "ok", False: "FAILED"}.get(call.get("ok"), "no result")
+        head = f"- {call['name']}({_short(call.get('arguments'), 200)}): {state}"
+        if call.get("ok") is False:
+            head += f": {_short(call.get('content'), 600)}"
+        lines.append(head)
+    if not calls:
+        lines.append("(none)")
+    lines += ["", "The task's answer:", _short(answer, 3000) or "(empty)"]
+    lines += ["", "Does the task's result meet the acceptance criteria?"]
+    return "\n".join(lines)
+
+
+def parse_check(content: str) -> tuple[bool, str] | None:
+    """The check's verdict, or None when the answer is not one."""
+    text = content.strip().removeprefix("```json").removeprefix("```").removesuffix("```").strip()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        match = re.search(r"\{.*\}", text, re.DOTALL)  # a model that wrapped the JSON in words
+        try:
+            data = json.loads(match.group(0)) if match else None
+        except json.JSONDecodeError:
+            data = None
+    if not isinstance(data, dict) or not isinstance(data.get("met"), bool):
+        return None
+    return data["met"], str(data.get("reason") or "").strip()
+
+
+def _short(value: Any, limit: int) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(text.split()) if limit <= 200 else text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def tasks_from(data: dict[str, Any], book: EstimateBook) -> list[Task]:
@@ -242,16 +366,39 @@ class PlanMaker:
         used = ", ".join(t.id for t in [*kept, failed])
         lines += ["", f"Plan the remaining work another way, as new tasks. Do not reuse the ids {used}."]
         known = {t.id for t in kept}
-        return await self._ask([{"role": "user", "content": "\n".join(lines)}], model, known, on_usage)
+        # ids that stay in the plan (finished, running, failed, re-planned away): a new task reusing one
+        # is renamed rather than refused
+        taken = {t.id for t in plan.tasks if t.replaced or t.state not in ("pending", "ready")} | {failed.id}
+        messages = [{"role": "user", "content": "\n".join(lines)}]
+        return await self._ask(messages, model, known, on_usage, taken)
+
+    async def check(
+        self, task: Task, answer: str, calls: list[dict[str, Any]], model: str | None, on_usage: Callable
+    ) -> tuple[bool, str] | None:
+        """Whether a doubtful task's result meets its acceptance criteria: (met, reason), from one short
+        structured call; None when the model's answer is not a verdict. Raises AgentError when the call
+        fails."""
+        messages = [
+            {"role": "system", "content": CHECK_PROMPT},
+            {"role": "user", "content": check_request(task, answer, calls)},
+        ]
+        completion = await self.llm.stream(messages, None, model=model, response_format=CHECK_FORMAT)
+        on_usage(completion)
+        return parse_check(completion.content)
 
     async def _ask(
-        self, messages: list[dict[str, Any]], model: str | None, kept: set[str], on_usage: Callable
+        self,
+        messages: list[dict[str, Any]],
+        model: str | None,
+        kept: set[str],
+        on_usage: Callable,
+        taken: Iterable[str] = (),
     ) -> list[Task]:
         messages = [{"role": "system", "content": self._system()}, *messages]
         for attempt in range(2):
             completion = await self.llm.stream(messages, None, model=model, response_format=RESPONSE_FORMAT)
             on_usage(completion)
-            data, errors = parse_plan(completion.content, kept)
+            data, errors = parse_plan(completion.content, kept, taken)
             if not errors:
                 return tasks_from(data, self.book)
             if attempt == 0:
@@ -265,10 +412,17 @@ class PlanMaker:
         raise AgentError(message, code="invalid_plan")
 
 
-def parse_plan(content: str, kept: Iterable[str] = ()) -> tuple[dict[str, Any], list[str]]:
+def parse_plan(
+    content: str, kept: Iterable[str] = (), taken: Iterable[str] = ()
+) -> tuple[dict[str, Any], list[str]]:
+    """The plan in the model's answer and every reason it is not usable; new tasks reusing a ``taken`` id
+    are renamed first (see :func:`renumbered`)."""
     text = content.strip().removeprefix("```json").removeprefix("```").removesuffix("```")  # fenced anyway
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         return {}, [f"the answer is not valid JSON ({err.msg} at position {err.pos})"]
+    data, renames = renumbered(data, taken)
+    if renames:
+        log.info("Re-plan: renamed new tasks that reused ids: %s", renames)
     return data, check_plan(data, PLAN_SCHEMA, kept)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from importlib.metadata import entry_points
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "jupyter_agent.tools"
 
 #: Asks a person about one call: (tool, arguments) -> "once" | "always" | "deny".
-Approver = Callable[[Tool, dict[str, Any]], Awaitable[str]]
+#: Asks a person about a call: (tool, arguments, why it asks beyond the tool's policy, or '') -> decision.
+Approver = Callable[[Tool, dict[str, Any], str], Awaitable[str]]
 
 
 class ToolRouter:
@@ -42,6 +44,15 @@ class ToolRouter:
         self._tools: dict[str, Tool] = {}
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self.policy_overrides: dict[str, str] = dict(policy or {})
+        #: Set where no person can answer an approval (a notebook run by nbclient, a command without a
+        #: terminal) to the option that allows such calls there (e.g. ``%%agent --yes``): a call that would
+        #: ask is then refused at once, saying how to allow it, rather than waiting for an answer that
+        #: cannot come.
+        self.unattended: str | None = None
+        #: "ask": once a turn has read content from outside the workspace (a web page, a fetched URL), its
+        #: calls that run code or a shell, write files or open a new host ask first, for the rest of the
+        #: turn; "allow": they run as their policy says.
+        self.untrusted_content_policy = "ask"
         self.stats: dict[str, ToolStats] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
         self._state = state  # anything with get_value/set_value (the Store): statistics persist there
@@ -139,18 +150,35 @@ class ToolRouter:
             self.stats.setdefault(call.name, ToolStats()).record(False, 0.0)
             return checked
         tool, args = checked
+        refusal = await self._refusal(tool, ctx)
+        if refusal is not None:
+            return ToolResult.error(refusal, code="not_permitted")
         policy = self.policy_for(tool.name, session_policy)
         if policy not in POLICIES or policy == "deny":
             return ToolResult.error(f"{tool.name} is denied by the server's tool policy")
+        reason = ""
+        if policy == "allow" and self.untrusted_content_policy == "ask":
+            reason = untrusted_reason(tool, args, ctx.untrusted)
+            policy = "ask" if reason else policy
         if policy == "ask":
-            if approver is None:
-                return ToolResult.error(f"{tool.name} needs a person's approval and nobody can approve here")
-            decision = await approver(tool, args)
+            if approver is None or self.unattended is not None:
+                return nobody_to_ask(tool.name, self.unattended, reason)
+            decision = await approver(tool, args, reason)
             if decision == "deny":
                 return ToolResult.error(
                     f"the user denied this call to {tool.name}; do not retry it unchanged"
                 )
-        return await self._run_with_fallbacks(tool, args, ctx)
+        result = await self._run_with_fallbacks(tool, args, ctx)
+        if tool.reads_untrusted and result.ok:
+            ctx.untrusted.append(str(result.data.get("url") or args.get("url") or tool.name))
+        return result
+
+    @staticmethod
+    async def _refusal(tool: Tool, ctx: ToolContext) -> str | None:
+        """Why the person the turn acts for may not run ``tool`` (its declared permission), or None."""
+        if tool.permission is None or ctx.authorize is None:
+            return None
+        return await ctx.authorize(tool.permission)
 
     def degraded(self) -> list[str]:
         """Tools to warn the model about: an open circuit, or most recent calls failing."""
@@ -174,6 +202,7 @@ class ToolRouter:
                 fallback is None
                 or self.policy_for(name) != "allow"
                 or not self._validators[name].is_valid(args)
+                or await self._refusal(fallback, ctx) is not None
             ):
                 continue
             alternative, failed = await self._guarded(fallback, args, ctx)
@@ -225,3 +254,37 @@ class ToolRouter:
             )
         self.stats[tool.name].record(result.ok, (time.perf_counter() - start) * 1000)
         return result, infrastructure
+
+
+def nobody_to_ask(name: str, option: str | None, reason: str = "") -> ToolResult:
+    """The result of a call that needs a person's approval where nobody can answer: how to allow it."""
+    if reason:  # asked because of what the turn read, not by the tool's policy
+        setting = 'set c.JupyterAgent.untrusted_content_policy = "allow"'
+        why = f" ({reason})"
+    else:
+        setting, why = f'set c.JupyterAgent.tool_policy = {{"{name}": "allow"}}', ""
+    how = f"run with {option}, or {setting}" if option else setting
+    return ToolResult.error(
+        f"{name} needs approval{why} and nobody can answer here, so it did not run; {how}",
+        code="nobody_to_ask",
+    )
+
+
+def untrusted_reason(tool: Tool, args: dict[str, Any], read: list[str]) -> str:
+    """Why this call must ask because the turn read content from outside the workspace; '' when it need not.
+
+    Calls that run code or a shell or write files ask; so does opening a host the turn has not read yet
+    (a page could tell the agent to send what it knows elsewhere).
+    """
+    if not read:
+        return ""
+    sources = ", ".join(dict.fromkeys(read[:3])) + (" and more" if len(set(read)) > 3 else "")
+    because = f"the agent read {sources} in this turn"
+    if tool.side_effects:
+        return because
+    url = args.get("url")
+    if tool.reads_untrusted and isinstance(url, str):
+        host = urlsplit(url.strip()).hostname
+        if host and host not in {urlsplit(r).hostname for r in read}:
+            return f"{because}, and this opens a new host ({host})"
+    return ""

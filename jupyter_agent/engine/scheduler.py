@@ -98,7 +98,12 @@ class Scheduler:
         self._live(session).edit(data)
 
     def control(
-        self, session: Session, action: Any, task_id: Any = None, user: dict[str, Any] | None = None
+        self,
+        session: Session,
+        action: Any,
+        task_id: Any = None,
+        user: dict[str, Any] | None = None,
+        principal: Any = None,
     ) -> None:
         if action not in ACTIONS:
             raise BadRequest(f"action must be one of {', '.join(ACTIONS)}")
@@ -123,7 +128,9 @@ class Scheduler:
             task_for_action(plan, task_id, action).state = "pending"
             self.save(session.id, plan)
         self._resuming.add(session.id)  # a second resume before this one starts is refused
-        session.submit(f"Resume the plan: {plan.goal}", plan.context, user, plan.model, resume=True)
+        session.submit(
+            f"Resume the plan: {plan.goal}", plan.context, user, plan.model, resume=True, principal=principal
+        )
 
     # -- shared state -----------------------------------------------------------------------------------
     def saved(self, session_id: str) -> Plan | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 import uuid
 from collections import deque
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 
 from jupyter_agent.engine.history import TRANSCRIPT_EVENTS, Transcript, for_model
 from jupyter_agent.engine.types import TERMINAL_EVENTS
-from jupyter_agent.errors import AgentError, ApprovalTimeout, BadRequest, NotFound
+from jupyter_agent.errors import AgentError, ApprovalTimeout, BadRequest, Conflict, NotFound
 from jupyter_agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,11 @@ class Turn:
     plan: bool = False  # plan the goal into a task DAG first (the session manager's planner runs it)
     auto: bool = False  # run the plan without waiting for a person's plan_approve
     resume: bool = False  # go on with the session's stored plan instead of making a new one
+    #: Who the turn acts for, as the host knows them (the server: its handler and Jupyter user), for the
+    #: authorization of each tool call; None where the person is the process's own user (kernel, CLI).
+    principal: Any = None
+    #: What this turn has read from outside the workspace (URLs): side effects then ask first.
+    untrusted: list[str] = field(default_factory=list)
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
         return self.session.emit(type, turn=self.id, **fields)
@@ -72,19 +78,30 @@ class Session:
         self.created: float = meta["created"]
         self.updated: float = meta["updated"]
         self.last_seq: int = meta["last_seq"]
+        self.writer: dict[str, Any] | None = meta.get("writer")
+        self.shared: bool = bool(
+            meta.get("shared")
+        )  # seen by the notebook's collaborators, not only its owner
         self._manager = manager
         self._subscribers: list[Subscriber] = []
+        self._access_listeners: list[Subscriber] = []  # told when this process starts or stops writing
+        self._approval_tools: dict[str, str] = {}  # call id -> the tool a pending approval is about
         self._history: Transcript | None = None
         self._queue: deque[Turn] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._current: asyncio.Task[TurnResult] | None = None
         self._current_turn: Turn | None = None
-        self._approvals: dict[str, asyncio.Future[str]] = {}
+        self._approvals: dict[str, tuple[asyncio.Future[str], Turn]] = {}  # by call id, with the asking turn
         self.policy: dict[str, str] = {}  # per-session "always allow" decisions
 
     @property
     def running(self) -> bool:
         return self._current is not None and not self._current.done()
+
+    @property
+    def read_only(self) -> bool:
+        """True when another process writes this session: this one only shows it (live)."""
+        return (self.writer or {}).get("id") != self._manager.store.writer["id"]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,24 +112,81 @@ class Session:
             "updated": self.updated,
             "last_seq": self.last_seq,
             "running": self.running,
+            "shared": self.shared,
+            "writer": self.writer,
+            "read_only": self.read_only,
+            **({"read_only_reason": describe_writer(self.writer)} if self.read_only else {}),
         }
+
+    def access(self) -> dict[str, Any]:
+        """Who writes this session, as the clients of this process see it (the ``access`` frame)."""
+        frame: dict[str, Any] = {"type": "access", "session": self.id, "read_only": self.read_only}
+        if self.read_only:
+            frame["writer"] = self.writer
+            frame["message"] = describe_writer(self.writer)
+        return frame
+
+    def on_access(self, listener: Subscriber) -> None:
+        self._access_listeners.append(listener)
+
+    def off_access(self, listener: Subscriber) -> None:
+        if listener in self._access_listeners:
+            self._access_listeners.remove(listener)
+
+    def notify_access(self) -> None:
+        frame = self.access()
+        for listener in list(self._access_listeners):
+            try:
+                listener(frame)
+            except Exception:
+                log.exception("Dropping an access listener of session %s that failed", self.id)
+                self.off_access(listener)
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise Conflict(describe_writer(self.writer), code="read_only")
 
     # -- the log ------------------------------------------------------------------------------------
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
-        """Append an event to the log and send it to every subscriber, in that order."""
-        self.last_seq += 1
-        event = {"type": type, "session": self.id, "seq": self.last_seq, "ts": time.time(), **fields}
+        """Append an event to the log and send it to every subscriber, in that order.
+
+        The store numbers it (``seq``), atomically across the processes that share the store.
+        """
+        self._check_writable()
+        # Redaction and the audit record (security.boundary).
+        fields = self._manager.outbound(self, type, fields)
+        event = {"type": type, "session": self.id, "seq": 0, "ts": time.time(), **fields}
+        self.last_seq = self._manager.store.append_event(event)
         self.updated = event["ts"]
-        self._manager.store.append_event(event)
+        if self._manager.budgets is not None:
+            self._manager.budgets.observe(event)
         if self._history is not None and type in TRANSCRIPT_EVENTS:
             self._history.apply(event)
+        self._send(event)
+        return event
+
+    def _send(self, event: dict[str, Any]) -> None:
         for subscriber in list(self._subscribers):
             try:
                 subscriber(event)
             except Exception:
                 log.exception("Dropping a subscriber of session %s that failed", self.id)
                 self.unsubscribe(subscriber)
-        return event
+
+    def follow(self) -> None:
+        """Send subscribers the events another process (this session's writer) has logged since we looked."""
+        for event in self._manager.store.events(self.id, self.last_seq):
+            self.last_seq = event["seq"]
+            self.updated = event["ts"]
+            if event["type"] == "session" and isinstance(event.get("title"), str):
+                self.title = event["title"]
+                self.shared = bool(event.get("shared", self.shared))
+            self._history = None  # rebuilt from the log when this process needs it
+            self._send(event)
+
+    @property
+    def watched(self) -> bool:
+        return bool(self._subscribers)
 
     def events(self, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         return self._manager.store.events(self.id, after, limit)
@@ -123,7 +197,11 @@ class Session:
         Replay and subscription happen with no await between them, so nothing falls into a gap.
         """
         backlog = self.events(after) if after is not None else []
+        if backlog:
+            self.last_seq = max(self.last_seq, backlog[-1]["seq"])
         self._subscribers.append(subscriber)
+        if self.read_only:
+            self._manager.watch(self)
         return backlog
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
@@ -151,8 +229,12 @@ class Session:
         plan: bool = False,
         auto: bool = False,
         resume: bool = False,
+        principal: Any = None,
     ) -> Turn:
         """Log the user's message at once (everyone sees it) and queue the turn that answers it."""
+        self._check_writable()
+        if self._manager.budgets is not None:
+            self._manager.budgets.admit(user)  # raises BudgetExceeded with the limit and when it renews
         if not isinstance(text, str) or not text.strip():
             raise BadRequest("a prompt needs non-empty text")
         context = context or {}
@@ -160,7 +242,9 @@ class Session:
             raise BadRequest('context must be an object such as {"notebook": "path.ipynb"}')
         if (plan or resume) and self._manager.planner is None:
             raise BadRequest("planning is not available here")
-        turn = Turn(uuid.uuid4().hex[:12], self, text, context, user, model, plan or resume, auto, resume)
+        turn = Turn(
+            uuid.uuid4().hex[:12], self, text, context, user, model, plan or resume, auto, resume, principal
+        )
         titled = not self.title
         if titled:
             self.rename(text.strip().splitlines()[0][:60])
@@ -214,6 +298,7 @@ class Session:
 
     def cancel(self) -> bool:
         """Stop the running turn and drop the queued ones; each ends with ``done`` (reason cancelled)."""
+        self._check_writable()
         cancelled = False
         while self._queue:
             self._queue.popleft().emit("done", reason="cancelled")
@@ -227,7 +312,8 @@ class Session:
     async def request_approval(self, turn: Turn, call_id: str, name: str, arguments: Any, reason: str) -> str:
         """Ask the people in this session about one call and wait for a decision (or the time limit)."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._approvals[call_id] = future
+        self._approvals[call_id] = (future, turn)
+        self._approval_tools[call_id] = name
         turn.emit("tool_status", call_id=call_id, status="waiting_approval")
         turn.emit("approval_request", call_id=call_id, name=name, arguments=arguments, reason=reason)
         timeout = self._manager.approval_timeout
@@ -242,54 +328,97 @@ class Session:
             ) from None
         finally:
             self._approvals.pop(call_id, None)
+            self._approval_tools.pop(call_id, None)
         if decision == "always":
             self.policy[name] = "allow"
         return decision
 
+    def pending_tool(self, call_id: str) -> str | None:
+        """The tool a pending approval asks about (None when no approval waits for ``call_id``)."""
+        pending = self._approvals.get(call_id)
+        return None if pending is None or pending[0].done() else self._approval_tools.get(call_id)
+
     def approve(self, call_id: str, decision: str, user: dict[str, Any] | None = None) -> None:
+        self._check_writable()
         if decision not in DECISIONS:
             raise BadRequest(f"decision must be one of {', '.join(DECISIONS)}")
-        future = self._approvals.get(call_id)
-        if future is None or future.done():
+        pending = self._approvals.get(call_id)
+        if pending is None or pending[0].done():
             raise NotFound(f"no approval is waiting for call {call_id!r}")
-        turn = self._current_turn
+        future, turn = pending
         future.set_result(decision)
-        self.emit(
-            "approval_result", turn=turn.id if turn else None, call_id=call_id, decision=decision, user=user
-        )
+        # From the turn that asked: a plan task's answer carries its task, as its request did.
+        turn.emit("approval_result", call_id=call_id, decision=decision, user=user)
 
     # -- plans (delegated to the session manager's planner) -------------------------------------------
     def plan(self) -> dict[str, Any] | None:
         """The session's current plan (the last one made), or None."""
         return None if self._manager.planner is None else self._manager.planner.current(self)
 
-    def plan_approve(self, user: dict[str, Any] | None = None) -> None:
+    def plan_approve(self, user: dict[str, Any] | None = None, principal: Any = None) -> None:
+        """Run the plan waiting for approval; its tasks then act for the person who approved it."""
         self._planner().approve(self, user)
+        if principal is not None and self._current_turn is not None:
+            self._current_turn.principal = principal
 
     def plan_edit(self, plan: Any, user: dict[str, Any] | None = None) -> None:
         self._planner().edit(self, plan, user)
 
-    def task_control(self, action: Any, task_id: Any = None, user: dict[str, Any] | None = None) -> None:
-        self._planner().control(self, action, task_id, user)
+    def task_control(
+        self, action: Any, task_id: Any = None, user: dict[str, Any] | None = None, principal: Any = None
+    ) -> None:
+        self._planner().control(self, action, task_id, user, principal)
 
     def _planner(self) -> Any:
+        self._check_writable()
         if self._manager.planner is None:
             raise BadRequest("planning is not available here")
         return self._manager.planner
 
+    def share(self, shared: bool) -> None:
+        """Show this session to the collaborators of its notebook (True), or to its owner only."""
+        self._check_writable()
+        self.shared = shared
+        self._manager.store.share_session(self.id, shared)
+        self.emit("session", title=self.title, shared=shared)
+
     def rename(self, title: str) -> None:
+        self._check_writable()
         self.title = title
         self._manager.store.rename_session(self.id, title)
 
     async def close(self) -> None:
-        self.cancel()
+        if not self.read_only:
+            self.cancel()
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
 
 
+#: How each kind of process is named when it writes a session that another one shows.
+ROLE_NAMES = {"server": "the Jupyter server", "kernel": "a kernel", "cli": "a `jupyter agent` command"}
+FOLLOW_INTERVAL = 0.2  # seconds between looks for other processes' events in sessions shown read-only
+
+
+def describe_writer(writer: dict[str, Any] | None) -> str:
+    """Why a session is read-only here, for people: which process writes it."""
+    writer = writer or {}
+    who = ROLE_NAMES.get(str(writer.get("role")), "another process")
+    where = f"pid {writer.get('pid')}" + (
+        "" if writer.get("host") in (None, socket.gethostname()) else f" on {writer.get('host')}"
+    )
+    return (
+        f"this session is being run by {who} ({where}); it is read-only here, and you can continue it "
+        "once that process ends"
+    )
+
+
 class SessionManager:
-    """Creates, finds and deletes sessions; owns the store and the turn runner."""
+    """Creates, finds and deletes sessions; owns the store and the turn runner.
+
+    Sessions written by another process sharing the store are read-only here: they are followed (their new
+    events are sent to this process's subscribers) and taken over once their writer has gone.
+    """
 
     def __init__(
         self,
@@ -303,7 +432,14 @@ class SessionManager:
         self.approval_timeout = approval_timeout
         self.describe_prompt = describe_prompt or (lambda text, _context: text)
         self.planner: Any = None  # runs plan prompts (engine.scheduler.Scheduler); None: no planning
+        #: What each event's fields pass before they are logged (security.boundary.Outbound); default: nothing.
+        self.outbound: Callable[[Session, str, dict[str, Any]], dict[str, Any]] = lambda _s, _t, fields: (
+            fields
+        )
         self._sessions: dict[str, Session] = {}
+        self.budgets: Any = None  # engine.budgets.Budgets: per-person limits; None: none
+        self._followed: set[Session] = set()
+        self._follower: asyncio.Task[None] | None = None
 
     def create(self, title: str = "", owner: str | None = None) -> Session:
         if not isinstance(title, str) or len(title) > 200:
@@ -320,37 +456,94 @@ class SessionManager:
         if meta is None:
             raise NotFound(f"no session {session_id!r}")
         session = self._sessions[session_id] = Session(meta, self)
-        self._close_interrupted_turn(session)
-        if self.planner is not None:
-            self.planner.restore(session)  # a plan cut off by a restart shows as interrupted
+        self._take_over_if_abandoned(session)
         return session
 
-    def _close_interrupted_turn(self, session: Session) -> None:
-        """A turn cut off by a server restart gets its terminal event, so the log stays well formed."""
+    def _take_over_if_abandoned(self, session: Session) -> bool:
+        """Become the writer of ``session`` when its writer has gone; close what that writer left open."""
+        previous = session.writer
+        if not session.read_only or self.store.writer_alive(previous):
+            return False
+        session.writer = self.store.claim_session(session.id)
+        if session.read_only:  # another process claimed it first
+            return False
+        session.last_seq = self.store.last_seq(session.id)
+        session._history = None
+        self._close_interrupted_turn(session, previous)
+        if self.planner is not None:
+            self.planner.restore(session)  # a plan cut off by a restart shows as interrupted
+        return True
+
+    def _close_interrupted_turn(self, session: Session, writer: dict[str, Any] | None) -> None:
+        """A turn cut off by its process ending gets its terminal event, so the log stays well formed."""
         open_turns: dict[str, None] = {}
         for event in self.store.iter_events(session.id, ("message", *TERMINAL_EVENTS)):
             if event["type"] == "message" and event.get("role") == "user" and event.get("turn"):
                 open_turns[event["turn"]] = None
             elif event["type"] in TERMINAL_EVENTS:
                 open_turns.pop(event.get("turn"), None)
+        who = ROLE_NAMES.get(str((writer or {}).get("role")), "the server").replace("a ", "the ", 1)
         for turn_id in open_turns:
             session.emit(
                 "error",
                 turn=turn_id,
                 code="interrupted",
-                message="the server restarted before this turn finished; send the prompt again",
+                message=f"{who} that ran this turn stopped before it finished; send the prompt again",
             )
+
+    # -- following other processes' sessions ----------------------------------------------------------
+    def watch(self, session: Session) -> None:
+        """Follow a read-only session while it has subscribers (needs a running event loop)."""
+        self._followed.add(session)
+        if self._follower is None or self._follower.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # no loop: subscribers see the backlog only
+            self._follower = loop.create_task(self._follow(), name="agent-follow-sessions")
+
+    async def _follow(self) -> None:
+        version = None
+        checks = 0
+        while True:
+            await asyncio.sleep(FOLLOW_INTERVAL)
+            followed = [s for s in self._followed if s.watched and s.read_only]
+            self._followed = set(followed)
+            if not followed:
+                return
+            try:
+                now = self.store.data_version()
+                if now != version:
+                    version = now
+                    for session in followed:
+                        session.follow()
+                checks += 1
+                if checks % 5 == 0:  # about once a second: has a writer gone?
+                    for session in followed:
+                        if self._take_over_if_abandoned(session):
+                            self._followed.discard(session)
+                            session.notify_access()
+            except Exception:
+                log.exception("Following sessions written by other processes failed; trying again")
 
     def list(self) -> list[dict[str, Any]]:
         live = {sid: s for sid, s in self._sessions.items()}
         out = []
         for meta in self.store.list_sessions():
             session = live.get(meta["id"])
-            out.append(session.to_dict() if session else {**meta, "running": False})
+            if session is not None:
+                out.append(session.to_dict())
+                continue
+            writer = meta.get("writer")
+            mine = (writer or {}).get("id") == self.store.writer["id"]
+            read_only = not mine and self.store.writer_alive(writer)
+            reason = {"read_only_reason": describe_writer(writer)} if read_only else {}
+            out.append({**meta, "running": False, "read_only": read_only, **reason})
         return out
 
     async def delete(self, session_id: str) -> None:
         session = self.get(session_id)
+        session._check_writable()
         await session.close()
         self._sessions.pop(session_id, None)
         self.store.delete_session(session_id)
@@ -358,5 +551,10 @@ class SessionManager:
     async def close(self) -> None:
         if self.planner is not None:
             self.planner.closing = True  # plans cut off now can be resumed after the restart
+        if self._follower is not None:
+            self._follower.cancel()
         await asyncio.gather(*(s.close() for s in list(self._sessions.values())), return_exceptions=True)
+        if self._follower is not None:
+            await asyncio.gather(self._follower, return_exceptions=True)
+        self.store.release_sessions()  # a clean stop: another process may continue these sessions at once
         self.store.flush()

@@ -26,9 +26,11 @@ EVENT_TYPES = frozenset(
         "plan",
         "task_update",
         "usage",  # tokens, cost, latency of one model call
+        "activity",  # what the turn does now, in words (phase, text, step, started, prompt progress)
         "error",  # the turn ended with an error
         "done",  # the turn ended
         "session",  # session metadata changed (title)
+        "redaction",  # what was hidden during a turn, by kind (just before its done or error)
     }
 )
 

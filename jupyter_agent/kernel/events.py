@@ -52,6 +52,14 @@ class PlanTracker:
     def lines(self) -> list[str]:
         return [task_line(t) for t in self.tasks.values()]
 
+    def about(self, event: dict[str, Any], text: str) -> str:
+        """``text`` naming the plan task that ``event`` comes from, if any: "Task t2 · Load the data: ..."."""
+        task_id = event.get("task")
+        if not task_id:
+            return text
+        title = (self.tasks.get(task_id) or {}).get("title")
+        return f"Task {task_id} · {title}: {text}" if title else f"Task {task_id}: {text}"
+
 
 def turn_footer(model: str, usage: dict[str, Any] | None, seconds: float) -> str:
     """One line on what a finished turn took: model, model calls, tokens, cost when known, time."""

@@ -5,7 +5,9 @@ A cell that starts with ``%%agent`` or ``%agent`` is rewritten by an input trans
 ``await`` (:meth:`KernelFrontend.run_async`), so ipykernel runs it as an async cell and its loop keeps
 serving widget messages (the Stop, approval and plan buttons work). Elsewhere (``%agent`` inside other
 code, ``%autoawait off``, terminal IPython) the magic blocks in :meth:`KernelFrontend.run_sync`, still
-serving the channel from the engine.
+serving the channel from the engine. Where nobody can answer (the execute request does not allow stdin, as
+from nbclient, nbconvert and papermill) no buttons are shown, a plan that needs approval does not run, and a
+tool call that would ask is refused at once: its result, which the model reads, names ``%%agent --yes``.
 
 Interrupts: while a turn runs the front end owns SIGINT. Between runs of code it notes the interrupt and
 the driver cancels the turn, which ends with ``done`` (reason ``cancelled``) and the cell with
@@ -21,6 +23,7 @@ import asyncio
 import concurrent.futures
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +33,7 @@ from jupyter_agent.kernel.threads import Channel, EngineThread, MainThreadPython
 log = logging.getLogger(__name__)
 
 TERMINAL = ("done", "error")
+UNATTENDED_OPTION = "%%agent --yes"  # allows, where nobody can answer, the calls that would ask
 
 #: The longest the main thread waits before looking again. ipykernel's SIGINT handler for async cells
 #: schedules the cancel with ``call_soon`` (no wake-up), so the kernel's loop must wake by itself to act on
@@ -56,6 +60,7 @@ class Request:
     cells: bool = False
     yes: bool = False  # don't ask: run the plan unapproved, allow the tools that would ask
     cell_id: str | None = None  # the notebook cell that asked (from the frontend's execute request)
+    attended: bool = True  # a person can answer questions under the cell (from the execute request)
 
 
 @dataclass
@@ -207,9 +212,10 @@ class KernelFrontend:
         def on(action: str) -> Any:
             return lambda *args: getattr(holder[0], action)(*args) if holder else None
 
+        request.attended = _person_can_answer(self.shell)
         view = make_view(
             self.shell,
-            interactive=interactive,
+            interactive=interactive and request.attended,  # no buttons where nobody would press them
             on_stop=on("cancel") if interactive else None,
             on_approve=on("approve"),
             on_plan=on("decide_plan"),
@@ -293,16 +299,20 @@ class KernelFrontend:
             channel.put("event", event)
 
         restore: dict[str, str] | None = None
+        untrusted_policy: str | None = None
         try:
             agent = await self._ensure_agent()
             session = self._session(agent, request.session)
             handle.session = session
             if request.no_run or request.yes:
                 restore = dict(agent.router.policy_overrides)
+                untrusted_policy = agent.router.untrusted_content_policy
             if request.yes:
                 agent.allow_tools_that_ask()
             if request.no_run:
                 agent.router.policy_overrides["python_run"] = "deny"
+            # Nobody to ask (nbclient, nbconvert, papermill): a call that would ask is refused at once.
+            agent.router.unattended = None if request.attended else UNATTENDED_OPTION
             model = request.model or self.defaults["model"]
             await agent.run(
                 session, request.text, model=model, on_event=forward, plan=request.plan, auto=request.yes
@@ -322,6 +332,7 @@ class KernelFrontend:
             if restore is not None and self._agent is not None:
                 self._agent.router.policy_overrides.clear()
                 self._agent.router.policy_overrides.update(restore)
+                self._agent.router.untrusted_content_policy = untrusted_policy or "ask"
             channel.put("end", final or {"type": "done", "reason": "completed"})
 
     async def _ensure_agent(self) -> Any:
@@ -382,6 +393,19 @@ def _asking_cell_id(shell: Any) -> str | None:
         parent = getattr(kernel, "_parent_header", {}) or {}
     cell_id = (parent.get("metadata") or {}).get("cellId")
     return cell_id if isinstance(cell_id, str) and cell_id else None
+
+
+def _person_can_answer(shell: Any) -> bool:
+    """Whether a person can answer a question (an approval) under the cell being run.
+
+    The frontends people use (JupyterLab, Notebook, VS Code, consoles) let the kernel ask on stdin; those that
+    run notebooks unattended (nbclient, hence nbconvert and papermill) send ``allow_stdin`` false, and no one
+    would press a button there either. Terminal IPython (no kernel): whether stdin is a terminal.
+    """
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None:
+        return bool(sys.stdin) and sys.stdin.isatty()
+    return bool(getattr(kernel, "_allow_stdin", False))  # ipykernel records it per execute request
 
 
 def _poll_timeout(view: Any) -> float:

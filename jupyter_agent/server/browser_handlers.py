@@ -44,7 +44,7 @@ class BrowserStateHandler(AgentHandler):
     @web.authenticated
     @authorized
     async def get(self, session_id: str) -> None:
-        self.agent.sessions.get(session_id)
+        await self.session(session_id)
         state = await self.extensionapp.browser.live.state(session_id)
         state.pop("type")
         self.reply(state)

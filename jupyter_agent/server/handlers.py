@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
+from jupyter_server.auth.utils import HTTP_METHOD_TO_AUTH_ACTION
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
@@ -13,6 +14,10 @@ from tornado import web
 from jupyter_agent.errors import AgentError, BadRequest, NotFound
 
 AUTH_RESOURCE = "agent"
+#: The audit log: only people the server's Authorizer lets "read" this resource may page through it.
+AUDIT_RESOURCE = "agent_audit"
+MAX_AUDIT_PAGE = 1000  # entries
+MAX_INT = 2**63 - 1  # the largest integer SQLite stores: sequence numbers, ids and limits must fit
 
 
 def user_info(handler: Any) -> dict[str, Any] | None:
@@ -37,6 +42,8 @@ class AgentHandler(ExtensionHandlerMixin, APIHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.status_code == 403 and self.current_user is not None:
+            self._audit_refusal()
         if isinstance(exc, AgentError):
             self.set_status(exc.status)
             self.set_header("Content-Type", "application/json")
@@ -44,11 +51,40 @@ class AgentHandler(ExtensionHandlerMixin, APIHandler):
             return
         super().write_error(status_code, **kwargs)
 
+    def _audit_refusal(self) -> None:
+        """A known user was refused (the Authorizer said no): that goes in the audit log."""
+        method = self.request.method or ""
+        detail = {
+            "method": method,
+            "path": self.request.path,
+            "resource": self.auth_resource,
+            "permission": HTTP_METHOD_TO_AUTH_ACTION.get(method, ""),
+        }
+        try:
+            self.agent.audit(self.path_kwargs.get("session_id"), user_info(self), "refused", detail)
+        except Exception:
+            self.log.exception(
+                "Could not write the audit entry of a refused %s %s", method, self.request.path
+            )
+
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, AgentError):  # the caller's mistake: answered, not an error of ours
             self.log.debug("%s %s: %s", self.request.method, self.request.path, value.message)
             return
         super().log_exception(typ, value, tb)
+
+    @property
+    def principal(self) -> Any:
+        """The person behind this request, as turns act for them."""
+        from jupyter_agent.server.authorization import Principal
+
+        return Principal.of(self)
+
+    async def session(self, session_id: str) -> Any:
+        """The session, if this person may see it (404 otherwise, as for a session that does not exist)."""
+        session = self.agent.sessions.get(session_id)
+        await self.extensionapp.access.check_see(self.principal, session)
+        return session
 
     def json_body(self) -> dict[str, Any]:
         try:
@@ -57,26 +93,46 @@ class AgentHandler(ExtensionHandlerMixin, APIHandler):
             raise BadRequest("the request body is not valid JSON") from None
         if not isinstance(body, dict):
             raise BadRequest("the request body must be a JSON object")
+        if not is_text(body):
+            raise BadRequest("the request body holds a lone surrogate (\\ud800-\\udfff), which is not text")
         return body
 
-    def reply(self, value: Any, status: int = 200) -> None:
+    def reply(self, value: Any, status: int = 200, *, redacted: bool = False) -> None:
+        """Answer with ``value`` as JSON, secrets in it replaced by placeholders unless it is ``redacted``
+        already (session titles and plans come from prompts as people typed them)."""
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(value))
+        self.finish(json.dumps(value if redacted else self.agent.outgoing(value)))
+
+
+class AuditHandler(AgentHandler):
+    """The audit log, newest first, a page at a time (``?before=<id>&limit=<n>``): for admins only, i.e. users
+    the server's Authorizer allows to ``read`` the resource ``agent_audit``."""
+
+    auth_resource = AUDIT_RESOURCE
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        limit = _int_arg(self, "limit", 100)
+        if not 1 <= limit <= MAX_AUDIT_PAGE:
+            raise BadRequest(f"limit must be between 1 and {MAX_AUDIT_PAGE}")
+        self.reply(self.agent.audit_page(_int_arg(self, "before", 0) or None, limit), redacted=True)
 
 
 class HealthHandler(AgentHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.reply(self.agent.health())
+        self.reply({**self.agent.health(), "private_sessions": self.extensionapp.access.private})
 
 
 class SessionsHandler(AgentHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.reply({"sessions": self.agent.sessions.list()})
+        sessions = await self.extensionapp.access.visible(self.principal, self.agent.sessions.list())
+        self.reply({"sessions": sessions})
 
     @web.authenticated
     @authorized
@@ -90,22 +146,35 @@ class SessionHandler(AgentHandler):
     @web.authenticated
     @authorized
     async def get(self, session_id: str) -> None:
-        self.reply(self.agent.sessions.get(session_id).to_dict())
+        self.reply((await self.session(session_id)).to_dict())
 
     @web.authenticated
     @authorized
     async def patch(self, session_id: str) -> None:
-        title = self.json_body().get("title")
-        if not isinstance(title, str) or not 0 < len(title) <= 200:
+        """``{"title": str}`` renames; ``{"shared": bool}`` (the owner only) shows it to collaborators."""
+        body = self.json_body()
+        title, shared = body.get("title"), body.get("shared")
+        if title is None and shared is None:
+            raise BadRequest('send "title" (a string) or "shared" (true or false)')
+        if title is not None and (not isinstance(title, str) or not 0 < len(title) <= 200):
             raise BadRequest("title must be a non-empty string of at most 200 characters")
-        session = self.agent.sessions.get(session_id)
-        session.rename(title)
-        session.emit("session", title=title)
+        if shared is not None and not isinstance(shared, bool):
+            raise BadRequest("shared must be true or false")
+        session = await self.session(session_id)
+        if shared is not None:
+            self.extensionapp.access.check_owner(self.principal, session, "share it or make it private")
+            session.share(shared)
+            self.agent.audit(session_id, user_info(self), "session_share", {"shared": shared})
+        if title is not None:
+            session.rename(title)
+            session.emit("session", title=title, shared=session.shared)
         self.reply(session.to_dict())
 
     @web.authenticated
     @authorized
     async def delete(self, session_id: str) -> None:
+        session = await self.session(session_id)
+        self.extensionapp.access.check_owner(self.principal, session, "delete it")
         await self.agent.sessions.delete(session_id)
         self.set_status(204)
         self.finish()
@@ -117,15 +186,15 @@ class EventsHandler(AgentHandler):
     async def get(self, session_id: str) -> None:
         after = _int_arg(self, "after", 0)
         limit = _int_arg(self, "limit", 10_000)
-        session = self.agent.sessions.get(session_id)
-        self.reply({"events": session.events(after, limit), "last_seq": session.last_seq})
+        session = await self.session(session_id)
+        self.reply({"events": session.events(after, limit), "last_seq": session.last_seq}, redacted=True)
 
 
 class PlanHandler(AgentHandler):
     @web.authenticated
     @authorized
     async def get(self, session_id: str) -> None:
-        plan = self.agent.sessions.get(session_id).plan()
+        plan = (await self.session(session_id)).plan()
         if plan is None:
             raise NotFound(f"session {session_id!r} has no plan")
         self.reply(plan)
@@ -146,7 +215,7 @@ class RestoreHandler(AgentHandler):
         path = body.get("path")
         if not isinstance(path, str):
             raise BadRequest("path is required")
-        self.agent.sessions.get(session_id)
+        await self.session(session_id)
         restored = await self.agent.workspace.restore(session_id, path, body.get("backup"))
         self.agent.audit(
             session_id, user_info(self), "file_restore", {"path": path, "backup": restored["restored_from"]}
@@ -156,7 +225,7 @@ class RestoreHandler(AgentHandler):
     @web.authenticated
     @authorized
     async def get(self, session_id: str) -> None:
-        self.agent.sessions.get(session_id)
+        await self.session(session_id)
         self.reply({"backups": self.agent.workspace.backups(session_id, self.get_argument("path", None))})
 
 
@@ -170,7 +239,18 @@ def _int_arg(handler: AgentHandler, name: str, default: int) -> int:
         raise BadRequest(f"{name} must be an integer") from None
     if value < 0:
         raise BadRequest(f"{name} must not be negative")
+    if value > MAX_INT:
+        raise BadRequest(f"{name} must be at most {MAX_INT}")
     return value
+
+
+def is_text(value: Any) -> bool:
+    """False when parsed JSON holds a lone surrogate: JSON may escape one, but it cannot be stored as UTF-8."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
@@ -193,4 +273,4 @@ class TranscribeHandler(AgentHandler):
         model = self.get_body_argument("model", None) or self.agent.transcription_model
         text = await self.agent.llm.transcribe(audio.body, audio.filename or "audio.webm", model)
         self.agent.audit(None, user_info(self), "transcribe", {"model": model, "bytes": len(audio.body)})
-        self.reply({"text": text, "model": model})
+        self.reply({"text": text, "model": model}, redacted=True)  # the person's own words, for them to edit

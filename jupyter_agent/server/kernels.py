@@ -78,6 +78,27 @@ class ServerKernels:
             handle = self._handles[kernel_id] = ServerKernel(kernel_id, client, self._kernels, note=note)
             return handle
 
+    async def restart(self, path: str, kernel_name: str | None) -> ServerKernel:
+        """Restart the notebook's kernel, as JupyterLab's Restart Kernel does (started when there is none);
+        waits for a cell of it that is running to end, and reconnects the handle in place."""
+        handle = await self.kernel_for(path, kernel_name)
+        async with handle.lock, self._lock:  # kernel_for never holds a handle's lock: no deadlock
+            log.info("Restarting kernel %s of %s", handle.kernel_id, path)
+            handle.client.stop_channels()
+            await ensure_async(self._kernels.restart_kernel(handle.kernel_id))
+            client = self._kernels.get_kernel(handle.kernel_id).client()
+            client.start_channels()
+            try:
+                await client.wait_for_ready(timeout=self.ready_timeout)
+            except RuntimeError as err:
+                client.stop_channels()
+                self._handles.pop(handle.kernel_id, None)
+                raise ToolError(
+                    f"the kernel of {path} did not become ready after the restart: {err}"
+                ) from err
+            handle.client, handle.died, handle.note = client, False, None
+            return handle
+
     async def _kernel_id(self, path: str, kernel_name: str | None) -> str:
         for session in await ensure_async(self._sessions.list_sessions()):
             session_path = str(session.get("path", ""))

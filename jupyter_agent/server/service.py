@@ -9,6 +9,7 @@ from jupyter_agent.collaboration.files import Workspace
 from jupyter_agent.engine.llm import LLMClient, preload_litellm
 from jupyter_agent.engine.router import ToolRouter
 from jupyter_agent.engine.session import SessionManager
+from jupyter_agent.security.audit import AuditTrail
 from jupyter_agent.security.redaction import redact
 from jupyter_agent.store import Store
 
@@ -25,6 +26,8 @@ class AgentService:
     models: list[str] = field(default_factory=list)
     transcription_model: str = "whisper-1"
     local_model: Any = None  # the embedded model's LocalModelServer when no other model is configured
+    trail: AuditTrail | None = None  # writes the audit log (redacted, chained, mirrored)
+    browser: Any = None  # the BrowserService, for its health (sandbox, network guard)
 
     def health(self) -> dict[str, Any]:
         future = preload_litellm()
@@ -37,9 +40,27 @@ class AgentService:
             "llm_ready": future.done() and future.exception() is None,
             # None, or {"name", "state": starting|ready|failed|not_installed|stopped, "ready", "error", ...}
             "local_model": None if self.local_model is None else self.local_model.status(),
+            # {"running", "sandbox": true/false (null: a remote browser), "sandbox_reason", "address_pinning"}
+            "browser": None if self.browser is None else self.browser.health(),
         }
 
     def audit(
         self, session: str | None, user: dict[str, Any] | None, action: str, detail: dict[str, Any]
     ) -> None:
-        self.store.audit(session, (user or {}).get("username"), action, redact(detail))
+        """Record what a person did through the server (an approval, a plan edit, a refused request)."""
+        username = (user or {}).get("username")
+        if self.trail is None:
+            self.store.audit(session, username, action, redact(detail))
+            return
+        vault = self.trail.redactor.vault(session) if session else None
+        self.trail.record(session, username, action, detail, vault)
+
+    def outgoing(self, value: Any) -> Any:
+        """``value`` with the secrets in it replaced by placeholders, as a REST answer may carry it."""
+        return value if self.trail is None else self.trail.redactor.redact(value)
+
+    def audit_page(self, before: int | None, limit: int) -> dict[str, Any]:
+        """Audit entries newest first, ``limit`` of them before id ``before``; ``next`` continues the paging."""
+        entries = self.store.audit_log(limit, before)
+        more = len(entries) == limit and entries[-1]["id"] > 1
+        return {"entries": entries, "next": entries[-1]["id"] if more else None}

@@ -9,7 +9,7 @@ from tornado import web
 
 from jupyter_agent.engine.types import PROTOCOL_VERSION
 from jupyter_agent.errors import BadRequest
-from jupyter_agent.server.handlers import user_info
+from jupyter_agent.server.handlers import MAX_INT, user_info
 from jupyter_agent.server.ws_base import AgentWebSocket
 
 HARD_FRAME_LIMIT = 64 * 1024 * 1024  # tornado closes the socket above this; we answer politely below it
@@ -27,8 +27,8 @@ class SessionWebSocket(AgentWebSocket):
     def before_upgrade(self, session: Any) -> None:
         self.session = session
         after = self.get_argument("after", "0")
-        if not after.isdigit():
-            raise web.HTTPError(400, "after must be a non-negative integer")
+        if not (after.isascii() and after.isdigit()) or int(after) > MAX_INT:
+            raise web.HTTPError(400, f"after must be an integer from 0 to {MAX_INT}")
         self._after = int(after)
 
     def open(self, session_id: str) -> None:  # type: ignore[override]
@@ -40,10 +40,17 @@ class SessionWebSocket(AgentWebSocket):
                 "session": self.session.id,
                 "protocol": PROTOCOL_VERSION,
                 "last_seq": self.session.last_seq,
+                # read-only when another process runs this session; an ``access`` frame says when it changes
+                **{k: v for k, v in self.session.access().items() if k not in ("type", "session")},
             }
         )
+        self.session.on_access(self._on_access)
         for event in self.session.subscribe(self._on_event, after=self._after):
             self._on_event(event)
+
+    def _on_access(self, frame: dict[str, Any]) -> None:
+        if self.send_frame(frame) is None:
+            self.session.off_access(self._on_access)
 
     def _on_event(self, event: dict[str, Any]) -> None:
         if self.send_frame(event) is None:  # closed: on_close may not have run yet
@@ -52,6 +59,7 @@ class SessionWebSocket(AgentWebSocket):
     def on_close(self) -> None:
         if self.session is not None:
             self.session.unsubscribe(self._on_event)
+            self.session.off_access(self._on_access)
 
     async def act(self, kind: str, frame: dict[str, Any]) -> None:
         user = user_info(self)
@@ -63,23 +71,31 @@ class SessionWebSocket(AgentWebSocket):
             if not isinstance(plan, bool) or not isinstance(auto, bool):
                 raise BadRequest("plan and auto must be true or false", code="bad_message")
             self.session.submit(
-                frame.get("text"), frame.get("context"), user, model or None, plan=plan, auto=auto
+                frame.get("text"),
+                frame.get("context"),
+                user,
+                model or None,
+                plan=plan,
+                auto=auto,
+                principal=self.principal,  # the turn's tools run with this person's rights, no more
             )
         elif kind == "cancel":
             self.session.cancel()
         elif kind == "plan_approve":
-            self.session.plan_approve(user)
+            self.session.plan_approve(user, self.principal)
             self.agent.audit(self.session.id, user, "plan_approve", {})
         elif kind == "plan_edit":
             self.session.plan_edit(frame.get("plan"), user)
             self.agent.audit(self.session.id, user, "plan_edit", {"plan": frame.get("plan")})
         elif kind == "task_control":
             action, task_id = frame.get("action"), frame.get("task_id")
-            self.session.task_control(action, task_id, user)
+            self.session.task_control(action, task_id, user, self.principal)
             self.agent.audit(self.session.id, user, "task_control", {"action": action, "task_id": task_id})
         else:
             call_id, decision = frame.get("call_id"), frame.get("decision")
             if not isinstance(call_id, str):
                 raise BadRequest("approve needs a call_id", code="bad_message")
+            access = self.extensionapp.access
+            await access.check_approver(self.principal, self.agent.router, self.session, call_id)
             self.session.approve(call_id, decision, user)
             self.agent.audit(self.session.id, user, "approve", {"call_id": call_id, "decision": decision})

@@ -16,7 +16,8 @@ from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from jupyter_agent.errors import AgentError, BadRequest
-from jupyter_agent.server.handlers import AUTH_RESOURCE
+from jupyter_agent.server.authorization import Principal
+from jupyter_agent.server.handlers import AUTH_RESOURCE, is_text, user_info
 
 
 class AgentWebSocket(WebSocketMixin, WebSocketHandler, ExtensionHandlerMixin, JupyterHandler):
@@ -33,6 +34,11 @@ class AgentWebSocket(WebSocketMixin, WebSocketHandler, ExtensionHandlerMixin, Ju
         return self.extensionapp.service
 
     @property
+    def principal(self) -> Principal | None:
+        """The person on this socket, as turns act for them."""
+        return Principal.of(self)
+
+    @property
     def max_input_bytes(self) -> int:
         """Messages longer than this get a ``message_too_large`` error frame."""
         return self.agent.max_message_bytes
@@ -45,13 +51,32 @@ class AgentWebSocket(WebSocketMixin, WebSocketHandler, ExtensionHandlerMixin, Ju
     @ws_authenticated
     async def get(self, session_id: str) -> None:
         if not await self._authorized("read"):
+            self._audit_refusal(session_id, "read", "connect")
             raise web.HTTPError(403)
         try:
             session = self.agent.sessions.get(session_id)
+            await self.extensionapp.access.check_see(self.principal, session)
         except AgentError as err:
             raise web.HTTPError(err.status, err.message) from None
         self.before_upgrade(session)
         await super().get(session_id)
+
+    def _audit_refusal(self, session_id: str | None, permission: str, message: str) -> None:
+        """The Authorizer refused a known user: that goes in the audit log."""
+        if self.current_user is None:
+            return
+        detail = {
+            "path": self.request.path,
+            "resource": AUTH_RESOURCE,
+            "permission": permission,
+            "message": message,
+        }
+        try:
+            self.agent.audit(session_id, user_info(self), "refused", detail)
+        except Exception:
+            self.log.exception(
+                "Could not write the audit entry of a refused %s on %s", message, self.request.path
+            )
 
     def before_upgrade(self, session: Any) -> None:
         """Check the request for ``session`` before it becomes a WebSocket; raise ``HTTPError`` to refuse."""
@@ -91,6 +116,10 @@ class AgentWebSocket(WebSocketMixin, WebSocketHandler, ExtensionHandlerMixin, Ju
             raise BadRequest("the message is not valid JSON", code="bad_message") from None
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise BadRequest('a message must be a JSON object with a "type"', code="bad_message")
+        if not is_text(frame):
+            raise BadRequest(
+                "the message holds a lone surrogate (\\ud800-\\udfff), which is not text", code="bad_message"
+            )
         kind = frame["type"]
         if kind == "ping":
             self.send_frame({"type": "pong", "id": frame.get("id")})
@@ -98,6 +127,7 @@ class AgentWebSocket(WebSocketMixin, WebSocketHandler, ExtensionHandlerMixin, Ju
         if kind not in self.actions:
             raise BadRequest(f"unknown message type {kind!r}", code="bad_message")
         if not await self._authorized("write"):
+            self._audit_refusal(self.path_kwargs.get("session_id"), "write", kind)
             raise AgentError(self.read_only_message, code="forbidden")
         await self.act(kind, frame)
 

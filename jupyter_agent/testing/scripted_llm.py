@@ -25,7 +25,16 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Fail", "Malformed", "Reply", "ScriptedLLM", "Stall", "ToolCallSpec", "Transcript"]
+__all__ = [
+    "Fail",
+    "Malformed",
+    "PromptProgress",
+    "Reply",
+    "ScriptedLLM",
+    "Stall",
+    "ToolCallSpec",
+    "Transcript",
+]
 
 _call_ids = itertools.count(1)
 
@@ -43,8 +52,39 @@ class ToolCallSpec:
 
 
 @dataclass(frozen=True)
+class PromptProgress:
+    """Prompt-processing progress as llama.cpp's own server streams it when a request asks for it.
+
+    Sent only to a streamed request with ``"return_progress": true``, as ``steps`` chunks spread over the
+    reply's ``delay`` (the time the server spends reading the prompt), before any content: each one is an
+    empty assistant delta with ``"prompt_progress": {"total", "cache", "processed", "time_ms"}`` at the top
+    level of the chunk; ``processed`` counts the cached tokens too, as llama.cpp's does.
+    """
+
+    total: int = 1000
+    steps: int = 4
+    cache: int = 0
+
+    def chunks(self, seconds: float) -> list[dict[str, int]]:
+        todo = self.total - self.cache
+        return [
+            {
+                "total": self.total,
+                "cache": self.cache,
+                "processed": self.cache + todo * k // self.steps,
+                "time_ms": round(seconds * 1000 * k / self.steps),
+            }
+            for k in range(1, self.steps + 1)
+        ]
+
+
+@dataclass(frozen=True)
 class Reply:
-    """A normal answer: thinking, then text, then tool calls, streamed in small deltas."""
+    """A normal answer: thinking, then text, then tool calls, streamed in small deltas.
+
+    ``delay`` holds the answer back (seconds before its first chunk), like a model reading a long prompt;
+    with ``prompt_progress`` a request that asks for it hears how that reading goes meanwhile.
+    """
 
     text: str = ""
     tool_calls: Sequence[ToolCallSpec] = ()
@@ -53,6 +93,7 @@ class Reply:
     usage: tuple[int, int] | None = None
     finish_reason: str | None = None
     delay: float | None = None
+    prompt_progress: PromptProgress | None = None
 
 
 @dataclass(frozen=True)
@@ -417,11 +458,17 @@ class ScriptedLLM:
             await resp.write(f"data: {data}\n\n".encode())
             mark()
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
             choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-            return json.dumps({**base, "choices": [choice]})
+            return json.dumps({**base, "choices": [choice], **extra})
 
-        if reply.delay:
+        progress = reply.prompt_progress if body.get("return_progress") else None
+        if progress is not None:
+            seconds = reply.delay or 0.0
+            for report in progress.chunks(seconds):
+                await self._hold(request, seconds / progress.steps)
+                await send(chunk({"role": "assistant", "content": None}, prompt_progress=report))
+        elif reply.delay:
             await self._hold(request, reply.delay)
         for n, delta in enumerate(deltas):
             if n and self.chunk_delay:

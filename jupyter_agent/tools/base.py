@@ -16,6 +16,13 @@ from typing import Any, Literal
 Policy = Literal["allow", "ask", "deny"]
 POLICIES: tuple[str, ...] = ("allow", "ask", "deny")
 
+#: What the person who started a turn must be allowed to do for a tool to run for them: a Jupyter Server
+#: authorization (resource, action), e.g. ``("kernels", "execute")``, ``("contents", "write")``.
+Permission = tuple[str, str]
+SIDE_EFFECTS: frozenset[Permission] = frozenset(
+    {("kernels", "execute"), ("terminals", "execute"), ("contents", "write")}
+)
+
 
 @dataclass
 class ImagePart:
@@ -58,6 +65,11 @@ class ToolContext:
     services: dict[str, Any] = field(default_factory=dict)
     #: Sends a progress event for this call to the session (type, fields); a no-op outside a session.
     emit: Callable[[str, dict[str, Any]], None] = lambda _type, _fields: None
+    #: Why the person who started the turn may not use a permission (None: they may). None here: every
+    #: permission is the process's own (kernels, the CLI: the person is the process's user).
+    authorize: Callable[[Permission], Awaitable[str | None]] | None = None
+    #: What this turn has read from outside the workspace so far (URLs, shared by the turn's calls).
+    untrusted: list[str] = field(default_factory=list)
 
     def service(self, name: str) -> Any:
         try:
@@ -85,6 +97,17 @@ class Tool:
     timeout_argument: str | None = None
     #: Names of tools to try, in order, when this one fails with an infrastructure error.
     fallbacks: tuple[str, ...] = ()
+    #: The permission the person must hold (checked with the Jupyter server's Authorizer); None: none
+    #: beyond talking to the agent.
+    permission: Permission | None = None
+    #: Its results come from outside the workspace (web pages, fetched URLs): the turn has then read
+    #: untrusted content, and tools with side effects ask before they run for the rest of it.
+    reads_untrusted: bool = False
+
+    @property
+    def side_effects(self) -> bool:
+        """Runs code or a shell, or writes files: what text from outside must not trigger unasked."""
+        return self.permission in SIDE_EFFECTS
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI/litellm ``tools=`` entry for this tool."""
@@ -111,12 +134,25 @@ def tool(
     timeout: float | None = 60.0,
     timeout_argument: str | None = None,
     fallbacks: tuple[str, ...] = (),
+    permission: Permission | None = None,
+    reads_untrusted: bool = False,
 ) -> Callable[[ToolFunction], Tool]:
     """Declare a tool: ``@tool("file_read", "Read a text file", {...schema...})`` over ``async def f(ctx, ...)``."""
 
     def wrap(fn: ToolFunction) -> Tool:
         schema = {"type": "object", "additionalProperties": False, **parameters}
-        return Tool(name, description, schema, fn, policy, timeout, timeout_argument, fallbacks)
+        return Tool(
+            name,
+            description,
+            schema,
+            fn,
+            policy,
+            timeout,
+            timeout_argument,
+            fallbacks,
+            permission,
+            reads_untrusted,
+        )
 
     return wrap
 

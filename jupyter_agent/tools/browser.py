@@ -2,19 +2,23 @@
 
 The work happens in :class:`jupyter_agent.browser.BrowserService` (``ctx.service("browser")``); these
 functions turn its results into what the model reads. Page text always reaches the model wrapped as
-untrusted content. :func:`http_extract` reads a page without a browser, for when the browser is down.
+untrusted content. :func:`http_extract` reads a page without a browser, for when the browser is down; it
+connects only to the addresses the network policy checked, for the first request and each redirect.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import functools
-import urllib.error
-import urllib.request
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urljoin
+
+import httpx
 
 from jupyter_agent.browser.analyze import FORMATS, html_to_text
-from jupyter_agent.browser.policy import UrlPolicy, UrlRefused, wrap_untrusted
+from jupyter_agent.browser.network import Destination, unmapped
+from jupyter_agent.browser.policy import BrowserError, UrlPolicy, UrlRefused, wrap_untrusted
 from jupyter_agent.errors import AgentError
 from jupyter_agent.tools.base import (
     ImagePart,
@@ -53,6 +57,8 @@ def _where(info: dict[str, Any]) -> str:
     "Open a URL (http or https) in this chat's browser tab. Returns the final URL, HTTP status, title and "
     "a short text excerpt; use browser_snapshot to act on the page or browser_extract to read all of it.",
     object_schema(["url"], url={"type": "string", "description": "The full URL to open."}),
+    permission=("agent_browser", "execute"),
+    reads_untrusted=True,
 )
 @_readable_errors
 async def browser_navigate(ctx: ToolContext, url: str) -> ToolResult:
@@ -67,7 +73,11 @@ async def browser_navigate(ctx: ToolContext, url: str) -> ToolResult:
     shown, total = len(nav["excerpt"]), nav["length"]
     if total > shown:
         text += f"\nThat is the first {shown} of {total} characters of text; browser_extract reads it all."
+    blocked = nav.get("blocked") or []
+    if blocked:
+        text += f"\nThe network policy blocked {len(blocked)} request(s) of this page: " + "; ".join(blocked)
     data = {k: nav[k] for k in ("url", "requested_url", "title", "status", "cached", "loading")}
+    data["blocked"] = blocked
     return ToolResult(text=text, data=data)
 
 
@@ -76,6 +86,8 @@ async def browser_navigate(ctx: ToolContext, url: str) -> ToolResult:
     "The current page's accessibility tree (roles, names, text) with [ref=...] element refs for "
     "browser_click, browser_type and browser_scroll. Refs change when the page changes.",
     object_schema(),
+    permission=("agent_browser", "execute"),
+    reads_untrusted=True,
 )
 @_readable_errors
 async def browser_snapshot(ctx: ToolContext) -> ToolResult:
@@ -91,6 +103,8 @@ async def browser_snapshot(ctx: ToolContext) -> ToolResult:
     "browser_click",
     "Click the element with this ref (from browser_snapshot).",
     object_schema(["ref"], ref=_REF),
+    permission=("agent_browser", "execute"),
+    reads_untrusted=True,
 )
 @_readable_errors
 async def browser_click(ctx: ToolContext, ref: str) -> ToolResult:
@@ -111,6 +125,8 @@ async def browser_click(ctx: ToolContext, ref: str) -> ToolResult:
             "default": False,
         },
     ),
+    permission=("agent_browser", "execute"),
+    reads_untrusted=True,
 )
 @_readable_errors
 async def browser_type(ctx: ToolContext, ref: str, text: str, submit: bool = False) -> ToolResult:
@@ -128,6 +144,8 @@ async def browser_type(ctx: ToolContext, ref: str, text: str, submit: bool = Fal
         amount={"type": ["integer", "null"], "minimum": 1, "description": "Pixels to scroll."},
         ref={**_REF, "type": ["string", "null"]},
     ),
+    permission=("agent_browser", "execute"),
+    reads_untrusted=True,
 )
 @_readable_errors
 async def browser_scroll(
@@ -145,6 +163,8 @@ async def browser_scroll(
     "browser_extract",
     "The current page's content as markdown (default), plain text, or a list of links.",
     object_schema(format={"type": "string", "enum": list(FORMATS), "default": "markdown"}),
+    permission=("agent_browser", "execute"),
+    reads_untrusted=True,
 )
 @_readable_errors
 async def browser_extract(ctx: ToolContext, format: str = "markdown") -> ToolResult:
@@ -163,6 +183,8 @@ async def browser_extract(ctx: ToolContext, format: str = "markdown") -> ToolRes
     "browser_screenshot",
     "A PNG screenshot of the current page: the visible window, or the whole page with full_page.",
     object_schema(full_page={"type": "boolean", "default": False}),
+    permission=("agent_browser", "execute"),
+    reads_untrusted=True,
 )
 @_readable_errors
 async def browser_screenshot(ctx: ToolContext, full_page: bool = False) -> ToolResult:
@@ -179,6 +201,8 @@ async def browser_screenshot(ctx: ToolContext, full_page: bool = False) -> ToolR
     "Open Graph), performance timings and sizes, and accessibility problems (images without alt text, "
     "unlabeled form fields, low-contrast text, skipped heading levels).",
     object_schema(["url"], url={"type": "string", "description": "The full URL to analyse."}),
+    permission=("agent_browser", "execute"),
+    reads_untrusted=True,
 )
 @_readable_errors
 async def browser_analyze(ctx: ToolContext, url: str) -> ToolResult:
@@ -222,33 +246,59 @@ BROWSER_TOOLS: list[Tool] = [
 # ---- the no-browser fallback --------------------------------------------------------------------------
 
 
-class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects only to URLs the policy allows."""
-
-    def __init__(self, policy: UrlPolicy) -> None:
-        self.policy = policy
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-        self.policy.check(newurl)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+MAX_REDIRECTS = 10
+_USER_AGENT = "Mozilla/5.0 (compatible; jupyter-agent)"
 
 
-def _fetch(url: str, policy: UrlPolicy, timeout: float, max_bytes: int) -> tuple[int, str, str, str]:
-    opener = urllib.request.build_opener(_CheckedRedirects(policy))
-    request = urllib.request.Request(url, headers={"User-Agent": "Mozilla/5.0 (compatible; jupyter-agent)"})
+async def _fetch(url: str, policy: UrlPolicy, timeout: float, max_bytes: int) -> tuple[int, str, str, str]:
+    """GET ``url``, following redirects the policy allows; each hop goes to the address that was checked.
+
+    Environment proxies are not used: the request must reach the checked address, not a proxy's choice.
+    """
+    async with httpx.AsyncClient(
+        timeout=timeout, trust_env=False, headers={"User-Agent": _USER_AGENT}
+    ) as client:
+        for _hop in range(MAX_REDIRECTS + 1):
+            url = policy.check(url)
+            if not url.lower().startswith(("http://", "https://")):
+                raise UrlRefused(f"web_fetch reads http:// and https:// URLs only, not {url}")
+            destination = await policy.request_destination(url)
+            async with _pinned_get(client, url, destination) as response:
+                location = response.headers.get("location")
+                if response.is_redirect and location:
+                    url = urljoin(url, location)
+                    continue
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) >= max_bytes:
+                        break
+                mime = response.headers.get("content-type", "text/plain").split(";", 1)[0].strip().lower()
+                text = bytes(body[:max_bytes]).decode(response.charset_encoding or "utf-8", "replace")
+                return response.status_code, url, mime or "text/plain", text
+    raise BrowserError(f"{url} redirected more than {MAX_REDIRECTS} times")
+
+
+@contextlib.asynccontextmanager
+async def _pinned_get(
+    client: httpx.AsyncClient, url: str, destination: Destination
+) -> AsyncIterator[httpx.Response]:
+    """A streamed GET of ``url`` sent to the first checked address that accepts a connection, with the URL's
+    own Host header and TLS server name (so virtual hosts and certificates work as if resolved here)."""
+    for n, address in enumerate(destination.addresses, 1):
+        request = client.build_request("GET", url)  # the Host header comes from the URL's host
+        request.url = request.url.copy_with(host=str(unmapped(address)))
+        request.extensions["sni_hostname"] = destination.host
+        try:
+            response = await client.send(request, stream=True)
+            break
+        except httpx.ConnectError:
+            if n == len(destination.addresses):
+                raise
     try:
-        response = opener.open(request, timeout=timeout)
-    except urllib.error.HTTPError as err:  # a 4xx/5xx page is still a page
-        response = err
-    with response:
-        body = response.read(max_bytes)
-        charset = response.headers.get_content_charset() or "utf-8"
-        return (
-            response.status,
-            response.geturl(),
-            response.headers.get_content_type(),
-            body.decode(charset, "replace"),
-        )
+        yield response
+    finally:
+        await response.aclose()
 
 
 async def http_extract(
@@ -263,20 +313,20 @@ async def http_extract(
     """Read ``url`` over plain HTTP (no JavaScript) as text, markdown or links; never raises.
 
     The fallback for browser_navigate/browser_extract when the browser is unavailable. ``policy`` defaults
-    to http(s)-only rules; pass the browser's (``service.policy``) to apply the same allow/deny lists.
+    to http(s)-only rules and public addresses only; pass the browser's (``service.policy``) to apply the
+    same allow/deny lists and ``allowed_networks``.
     """
     policy = policy or UrlPolicy()
     if format not in FORMATS:
         return ToolResult.error(f"unknown format {format!r}; use one of {', '.join(FORMATS)}")
     try:
-        url = policy.check(url)
-        status, final_url, content_type, body = await asyncio.to_thread(
-            _fetch, url, policy, timeout, max_bytes
-        )
+        status, final_url, content_type, body = await _fetch(url, policy, timeout, max_bytes)
     except UrlRefused as err:
         return ToolResult.error(err.message, code=err.code, url=url)
-    except (OSError, ValueError) as err:  # URLError, timeouts, refused connections, bad URLs
-        reason = getattr(err, "reason", None) or err
+    except BrowserError as err:  # a host that does not resolve, too many redirects
+        return ToolResult.error(f"could not fetch {url}: {err.message}", code="fetch_failed", url=url)
+    except (httpx.HTTPError, OSError, ValueError) as err:  # timeouts, refused connections, bad URLs
+        reason = str(err) or type(err).__name__
         return ToolResult.error(f"could not fetch {url}: {reason}", code="fetch_failed", url=url)
     if content_type in ("text/html", "application/xhtml+xml"):
         page = html_to_text(body, final_url, format)
@@ -302,6 +352,8 @@ async def http_extract(
         format={"type": "string", "enum": list(FORMATS), "default": "markdown"},
     ),
     timeout=30,
+    permission=("agent_browser", "execute"),
+    reads_untrusted=True,
 )
 async def web_fetch(ctx: ToolContext, url: str, format: str = "markdown") -> ToolResult:
     browser = ctx.services.get("browser")

@@ -17,6 +17,7 @@ PATH = {"type": "string", "description": "Path relative to the workspace root"}
         limit={"type": ["integer", "null"], "minimum": 0},
     ),
     timeout=30,
+    permission=("contents", "read"),
 )
 async def file_read(
     ctx: ToolContext, path: str, offset: int | None = None, limit: int | None = None
@@ -31,6 +32,7 @@ async def file_read(
     "Create or replace a text file with the given content (a backup of the old content is kept).",
     object_schema(["path", "content"], path=PATH, content={"type": "string"}),
     timeout=30,
+    permission=("contents", "write"),
 )
 async def file_write(ctx: ToolContext, path: str, content: str) -> ToolResult:
     done = await ctx.service("workspace").write(path, content, ctx.session_id)
@@ -48,6 +50,7 @@ async def file_write(ctx: ToolContext, path: str, content: str) -> ToolResult:
         new={"type": "string", "description": "Replacement text"},
     ),
     timeout=30,
+    permission=("contents", "write"),
 )
 async def file_patch(ctx: ToolContext, path: str, old: str, new: str) -> ToolResult:
     done = await ctx.service("workspace").patch(path, old, new, ctx.session_id)
@@ -62,16 +65,23 @@ async def file_patch(ctx: ToolContext, path: str, old: str, new: str) -> ToolRes
         pattern={"type": ["string", "null"], "description": "Glob pattern, e.g. '*.csv' or '**/*.py'"},
     ),
     timeout=30,
+    permission=("contents", "read"),
 )
 async def file_list(ctx: ToolContext, path: str = ".", pattern: str | None = None) -> ToolResult:
-    got = ctx.service("workspace").list(path, pattern)
+    got = await ctx.service("workspace").list(path, pattern)
     lines = [
         f"{e['path']}{'/' if e['type'] == 'directory' else ''}  {e['size'] if e['size'] is not None else ''}".rstrip()
         for e in got["entries"]
     ]
-    if got["truncated"]:
-        lines.append("[... more entries not shown; use a pattern]")
-    return ToolResult("\n".join(lines) or "(empty)", data={"path": got["path"], "count": len(got["entries"])})
+    if got["cut"] == "entries":
+        lines.append(f"[list cut at {got['limit']} entries: more match; narrow it with a path or a pattern]")
+    elif got["cut"] == "scanned":
+        lines.append(
+            f"[listing stopped after looking at {got['scanned']} entries: there may be more matches; "
+            "narrow it with a path or a pattern]"
+        )
+    data = {"path": got["path"], "count": len(got["entries"]), "cut": got["cut"], "limit": got["limit"]}
+    return ToolResult("\n".join(lines) or "(empty)", data=data)
 
 
 FILE_TOOLS = [file_read, file_write, file_patch, file_list]

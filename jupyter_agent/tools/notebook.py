@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from jupyter_agent.tools.base import ImagePart, ToolContext, ToolResult, object_schema, tool
+from jupyter_agent.tools.installs import with_install_note
 
 MAX_IMAGES = 4
 
@@ -18,6 +21,7 @@ CELL_ID = {"type": "string", "description": "The cell's id, as notebook_read sho
     "Read a notebook: every cell with its id, type, source, execution count and a short form of its outputs.",
     object_schema(["path"], path=PATH),
     timeout=30,
+    permission=("contents", "read"),
 )
 async def notebook_read(ctx: ToolContext, path: str) -> ToolResult:
     content = await ctx.service("notebooks").read(path)
@@ -46,6 +50,7 @@ async def notebook_read(ctx: ToolContext, path: str) -> ToolResult:
         index={"type": ["integer", "null"], "description": "Position (0 = first); omit to append"},
     ),
     timeout=30,
+    permission=("contents", "write"),
 )
 async def notebook_insert_cell(
     ctx: ToolContext, path: str, source: str, cell_type: str = "code", index: int | None = None
@@ -66,6 +71,7 @@ async def notebook_insert_cell(
         source={"type": "string", "description": "The cell's new source"},
     ),
     timeout=30,
+    permission=("contents", "write"),
 )
 async def notebook_edit_cell(ctx: ToolContext, path: str, cell_id: str, source: str) -> ToolResult:
     done = await ctx.service("notebooks").edit_cell(path, cell_id, source)
@@ -77,6 +83,7 @@ async def notebook_edit_cell(ctx: ToolContext, path: str, cell_id: str, source: 
     "Delete one cell, found by id.",
     object_schema(["path", "cell_id"], path=PATH, cell_id=CELL_ID),
     timeout=30,
+    permission=("contents", "write"),
 )
 async def notebook_delete_cell(ctx: ToolContext, path: str, cell_id: str) -> ToolResult:
     done = await ctx.service("notebooks").delete_cell(path, cell_id)
@@ -97,6 +104,7 @@ async def notebook_delete_cell(ctx: ToolContext, path: str, cell_id: str) -> Too
         },
     ),
     timeout=None,  # the runner enforces the cell's own time limit and interrupts the kernel
+    permission=("kernels", "execute"),
 )
 async def notebook_run_cell(
     ctx: ToolContext, path: str, cell_id: str, timeout: float | None = None
@@ -108,14 +116,38 @@ async def notebook_run_cell(
         for mime, payload in (out.get("data") or {}).items()
         if mime in ("image/png", "image/jpeg")
     ]
-    data = {
+    data: dict[str, Any] = {
         "path": path,
         "cell_id": cell_id,
         "status": result.status,
         "execution_count": result.execution_count,
         "images": len(images),
     }
-    return ToolResult(result.summary(), ok=result.status == "ok", data=data, images=images[:MAX_IMAGES])
+    ok = result.status == "ok"
+    text, installed = with_install_note(
+        result.summary(), result.code, result.stream_text(), ok, restart_tool=True
+    )
+    if installed is not None:
+        data["installed"] = installed
+    return ToolResult(text, ok=ok, data=data, images=images[:MAX_IMAGES])
+
+
+@tool(
+    "notebook_restart_kernel",
+    "Restart a notebook's kernel, as Kernel > Restart Kernel does: every variable and import of the kernel "
+    "is lost, and packages installed since it started become importable. Asks the user first.",
+    object_schema(["path"], path=PATH),
+    policy="ask",  # the user's variables are lost
+    timeout=120,
+    permission=("kernels", "execute"),
+)
+async def notebook_restart_kernel(ctx: ToolContext, path: str) -> ToolResult:
+    done = await ctx.service("cells").restart_kernel(path)
+    return ToolResult(
+        f"Restarted the kernel of {done['path']}: its variables and imports are gone, so run the cells that "
+        "define what you need again.",
+        data=done,
+    )
 
 
 NOTEBOOK_TOOLS = [
@@ -124,5 +156,6 @@ NOTEBOOK_TOOLS = [
     notebook_edit_cell,
     notebook_delete_cell,
     notebook_run_cell,
+    notebook_restart_kernel,
 ]
 __all__ = ["NOTEBOOK_TOOLS"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jupyter_agent.tools.base import ImagePart, ToolContext, ToolResult, object_schema, tool
+from jupyter_agent.tools.installs import with_install_note
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 DEFAULT_REPR = re.compile(r"^<[\w.]+ object( at 0x[0-9a-fA-F]+)?>$")
@@ -265,12 +266,19 @@ def _indent(text: str) -> str:
     ),
     timeout=None,  # the namespace service interrupts the kernel at the run's own limit
     timeout_argument="timeout",
+    permission=("kernels", "execute"),
 )
 async def python_run(ctx: ToolContext, code: str, timeout: float | None = None) -> ToolResult:
     outcome: RunOutcome = await ctx.service("python").run(code, timeout or DEFAULT_TIMEOUT)
     images = outcome.images()
-    data = {"code": code, "images": len(images), "interrupted": outcome.interrupted}
-    return ToolResult(outcome.summary(), ok=outcome.ok, data=data, images=images)
+    data: dict[str, Any] = {"code": code, "images": len(images), "interrupted": outcome.interrupted}
+    # the agent runs in this kernel: only the user can restart it
+    text, installed = with_install_note(
+        outcome.summary(), code, f"{outcome.stdout}\n{outcome.stderr}", outcome.ok, restart_tool=False
+    )
+    if installed is not None:
+        data["installed"] = installed
+    return ToolResult(text, ok=outcome.ok, data=data, images=images)
 
 
 @tool(
@@ -285,6 +293,7 @@ async def python_run(ctx: ToolContext, code: str, timeout: float | None = None) 
         },
     ),
     timeout=30,
+    permission=("kernels", "execute"),
 )
 async def python_variables(ctx: ToolContext, names: list[str] | None = None) -> ToolResult:
     text = await ctx.service("python").variables(names)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from typing import Any
 
 from jupyter_agent.tools.base import ToolContext, ToolResult, object_schema, tool
+from jupyter_agent.tools.installs import with_install_note
 
 MAX_OUTPUT = 12_000
 
@@ -21,6 +23,7 @@ MAX_OUTPUT = 12_000
     ),
     policy="ask",
     timeout_argument="timeout",
+    permission=("terminals", "execute"),
 )
 async def shell_run(ctx: ToolContext, command: str, timeout: float = 60) -> ToolResult:
     proc = await asyncio.create_subprocess_exec(
@@ -45,7 +48,18 @@ async def shell_run(ctx: ToolContext, command: str, timeout: float = 60) -> Tool
     if len(text) > MAX_OUTPUT:
         text = text[: MAX_OUTPUT // 2] + "\n[... output cut ...]\n" + text[-MAX_OUTPUT // 2 :]
     code = proc.returncode
-    return ToolResult(f"exit code {code}\n{text}".rstrip(), ok=code == 0, data={"exit_code": code})
+    data: dict[str, Any] = {"exit_code": code}
+    result, installed = with_install_note(
+        f"exit code {code}\n{text}".rstrip(),
+        command,
+        text,
+        code == 0,
+        shell=True,
+        restart_tool="cells" in ctx.services,
+    )
+    if installed is not None:
+        data["installed"] = installed
+    return ToolResult(result, ok=code == 0, data=data)
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:

@@ -40,6 +40,11 @@ export class AgentApi {
     return this.request<Session>(sessionPath(id), { method: 'PATCH', body: JSON.stringify({ title }) });
   }
 
+  /** Show the session to the collaborators of its notebook (true) or to its owner only; the owner only. */
+  shareSession(id: string, shared: boolean): Promise<Session> {
+    return this.request<Session>(sessionPath(id), { method: 'PATCH', body: JSON.stringify({ shared }) });
+  }
+
   async deleteSession(id: string): Promise<void> {
     await this.request<null>(sessionPath(id), { method: 'DELETE' });
   }

@@ -55,6 +55,8 @@ export class AgentChat implements IAgentChat, IDisposable {
   /** The server's default model (from health). */
   serverModel = '';
   llmReady: boolean | null = null;
+  /** Sessions are private to their owner until shared: the session bar offers sharing. */
+  privateSessions = false;
   openNotebooks: string[] = [];
   activeNotebook: string | null = null;
   contextChoice: ContextChoice = { mode: 'active' };
@@ -95,6 +97,7 @@ export class AgentChat implements IAgentChat, IDisposable {
       const health = await this.client.health();
       this.models = health.models ?? [];
       this.llmReady = health.llm_ready;
+      this.privateSessions = !!health.private_sessions;
       this.serverModel = health.model ?? '';
       this.localModel.update(health);
     });
@@ -116,7 +119,8 @@ export class AgentChat implements IAgentChat, IDisposable {
     this.activeSessionId = id;
     this._awaitingTurn = false;
     this.model.reset();
-    this.client.open(id);
+    // A session another process ran becomes writable here once that process ends: show it at once.
+    this.client.open(id).accessChanged.connect(() => void this.refreshSessions(), this);
     this._emit();
   }
 
@@ -132,6 +136,13 @@ export class AgentChat implements IAgentChat, IDisposable {
   async renameSession(id: string, title: string): Promise<void> {
     await this._guard(async () => {
       const session = await this.client.api.renameSession(id, title);
+      this.sessions = this.sessions.map(s => (s.id === id ? session : s));
+    });
+  }
+
+  async shareSession(id: string, shared: boolean): Promise<void> {
+    await this._guard(async () => {
+      const session = await this.client.api.shareSession(id, shared);
       this.sessions = this.sessions.map(s => (s.id === id ? session : s));
     });
   }

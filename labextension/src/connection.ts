@@ -7,6 +7,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { AgentApi } from './api';
 import {
+  AccessFrame,
   AgentEvent,
   ClientFrame,
   HelloFrame,
@@ -63,6 +64,10 @@ export class SessionConnection implements IDisposable {
     return this._latencyChanged;
   }
   /** Errors that are not part of the log (malformed frame, failed gap fill, socket trouble). */
+  /** This session became writable here (or read-only): the process that ran it ended. */
+  get accessChanged(): ISignal<this, AccessFrame> {
+    return this._accessChanged;
+  }
   get errors(): ISignal<this, TransientErrorFrame> {
     return this._errors;
   }
@@ -111,11 +116,13 @@ export class SessionConnection implements IDisposable {
       this._accept([frame]);
       return;
     }
-    const f = frame as HelloFrame | PongFrame | TransientErrorFrame;
+    const f = frame as HelloFrame | PongFrame | TransientErrorFrame | AccessFrame;
     if (f.type === 'pong') {
       this._onPong(f);
     } else if (f.type === 'error') {
       this._errors.emit(f);
+    } else if (f.type === 'access') {
+      this._accessChanged.emit(f);
     }
     // `hello` needs nothing: the server replays everything after the `after` we sent.
   }
@@ -217,6 +224,7 @@ export class SessionConnection implements IDisposable {
   private _events = new Signal<this, AgentEvent[]>(this);
   private _latencyChanged = new Signal<this, number>(this);
   private _errors = new Signal<this, TransientErrorFrame>(this);
+  private _accessChanged = new Signal<this, AccessFrame>(this);
 }
 
 /** Resolve once `state()` is 'connected' or after `timeoutMs`. */

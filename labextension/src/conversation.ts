@@ -4,13 +4,15 @@
  * `foldEvent(state, event)` never mutates `state`; an event whose `seq` is not after
  * `state.lastSeq` is ignored, so replaying a log (or part of it) twice gives the same state.
  */
-import { AgentEvent } from './protocol';
+import { AgentEvent, ApprovalRequestEvent } from './protocol';
 import { errorHint } from './hints';
 import { addUsage, mergeTotals } from './usage';
 import {
+  Activity,
   ChatItem,
   ConversationState,
   MessageItem,
+  PendingApproval,
   PlanItem,
   ToolCard,
   ToolItem,
@@ -32,10 +34,11 @@ export function foldEvent(state: ConversationState, event: AgentEvent): Conversa
   const s: ConversationState = { ...state, lastSeq: event.seq };
   const type: string = event.type;
   if (type === 'plan' || type === 'task_update') {
-    return foldPlan(s, event as unknown as PlanFields);
+    return planActivity(foldPlan(s, event as unknown as PlanFields), event);
   }
-  if (typeof (event as { task?: unknown }).task === 'string') {
-    return s; // a plan task's own turn: the planner shows it, the conversation does not
+  const task = (event as { task?: unknown }).task;
+  if (typeof task === 'string') {
+    return foldTaskEvent(s, event, task); // a plan task's own turn: the planner shows it, bar its approvals
   }
   const turn = event.turn;
   if (turn && !isTerminal(event)) {
@@ -48,6 +51,7 @@ export function foldEvent(state: ConversationState, event: AgentEvent): Conversa
         s.draft = null;
         s.running = true;
         s.turn = turn ?? s.turn;
+        s.activity = s.activity ?? waiting(event.ts, turn, (event as { plan?: unknown }).plan === true);
         return append(s, {
           kind: 'message',
           key: `m${event.seq}`,
@@ -70,10 +74,7 @@ export function foldEvent(state: ConversationState, event: AgentEvent): Conversa
     case 'tool_status':
       return upsertCard(s, event.call_id, '', turn, c => ({ ...c, status: event.status }));
     case 'approval_request':
-      s.approvals = [
-        ...s.approvals.filter(a => a.callId !== event.call_id),
-        { callId: event.call_id, name: event.name, arguments: event.arguments, reason: event.reason, turn }
-      ];
+      s.approvals = withApproval(s.approvals, event);
       return upsertCard(s, event.call_id, event.name, turn, c => ({
         ...c,
         arguments: event.arguments,
@@ -129,6 +130,26 @@ export function foldEvent(state: ConversationState, event: AgentEvent): Conversa
     case 'session':
       s.title = event.title;
       return s;
+    case 'redaction':
+      return append(s, {
+        kind: 'redaction',
+        key: `r${event.seq}`,
+        turn,
+        counts: event.counts ?? {},
+        total: typeof event.total === 'number' ? event.total : 0
+      });
+    case 'activity':
+      s.activity = {
+        turn,
+        phase: event.phase,
+        text: event.text,
+        step: typeof event.step === 'number' ? event.step : null,
+        started: typeof event.started === 'number' ? event.started : event.ts,
+        ts: event.ts,
+        promptTokens: event.prompt_tokens ?? null,
+        progress: event.progress ?? null
+      };
+      return s;
     default:
       return s; // other features' events only advance lastSeq
   }
@@ -143,7 +164,7 @@ interface PlanFields {
   goal?: string;
   status?: string;
   state?: string;
-  tasks?: { id: string; state: string; replaced?: boolean }[];
+  tasks?: { id: string; title?: string; state: string; replaced?: boolean }[];
 }
 
 /** Keep the plan's card current: a `plan` event adds or replaces it, a `task_update` changes one task. */
@@ -157,10 +178,16 @@ function foldPlan(s: ConversationState, event: PlanFields): ConversationState {
   }
   const old = index >= 0 ? (s.items[index] as PlanItem) : null;
   if (event.type === 'task_update') {
-    return old && event.state ? replaceItem(s, index, { ...old, tasks: { ...old.tasks, [event.id]: event.state } }) : s;
+    // A task that stopped running (done, failed, skipped, cancelled) no longer waits for an answer.
+    const settled = event.state === 'running' ? s : { ...s, approvals: s.approvals.filter(a => a.task?.id !== event.id) };
+    return old && event.state ? replaceItem(settled, index, { ...old, tasks: { ...old.tasks, [event.id]: event.state } }) : settled;
   }
   const tasks: Record<string, string> = {};
-  (event.tasks ?? []).filter(t => !t.replaced).forEach(t => (tasks[t.id] = t.state));
+  const titles: Record<string, string> = {};
+  (event.tasks ?? []).filter(t => !t.replaced).forEach(t => {
+    tasks[t.id] = t.state;
+    titles[t.id] = t.title ?? '';
+  });
   const item: PlanItem = {
     kind: 'plan',
     key: old?.key ?? `p${event.seq}`,
@@ -168,9 +195,32 @@ function foldPlan(s: ConversationState, event: PlanFields): ConversationState {
     goal: event.goal ?? '',
     status: event.status ?? '',
     tasks,
+    titles,
     turn: event.turn
   };
   return old ? replaceItem(s, index, item) : append(s, item);
+}
+
+/** A plan task's events show in the planner; its approvals are asked in the chat too, naming the task. */
+function foldTaskEvent(s: ConversationState, event: AgentEvent, task: string): ConversationState {
+  if (event.type === 'approval_request') {
+    const plan = s.items.find((i): i is PlanItem => i.kind === 'plan' && i.turn === event.turn);
+    return { ...s, approvals: withApproval(s.approvals, event, { id: task, title: plan?.titles[task] ?? '' }) };
+  }
+  if (event.type === 'approval_result') {
+    return { ...s, approvals: s.approvals.filter(a => a.callId !== event.call_id) };
+  }
+  return s;
+}
+
+/** The pending approvals with `event`'s call asking (once). */
+function withApproval(
+  approvals: readonly PendingApproval[],
+  event: ApprovalRequestEvent,
+  task?: PendingApproval['task']
+): PendingApproval[] {
+  const { call_id: callId, name, arguments: args, reason, turn } = event;
+  return [...approvals.filter(a => a.callId !== callId), { callId, name, arguments: args, reason, turn, ...(task ? { task } : {}) }];
 }
 
 function isTerminal(event: AgentEvent): boolean {
@@ -269,7 +319,35 @@ function endTurn(s: ConversationState, turn: string | undefined, unfinished: str
     return item;
   });
   const approvals = s.approvals.filter(a => turn !== undefined && a.turn !== turn);
-  return { ...s, items, approvals, running: false, turn: null, draft: null };
+  const activity = turn !== undefined && s.activity?.turn !== turn ? s.activity : null;
+  return { ...s, items, approvals, running: false, turn: null, draft: null, activity };
+}
+
+/** The activity shown from a prompt until its turn says what it does (a plan's turn says it with its plan). */
+function waiting(ts: number, turn: string | undefined, plan: boolean): Activity {
+  const [phase, text] = plan ? ['plan', 'making a plan'] : ['waiting', 'waiting for the agent'];
+  return { turn, phase, text, step: null, started: ts, ts, promptTokens: null, progress: null };
+}
+
+const PLAN_ACTIVITY: Record<string, string> = {
+  draft: 'making a plan',
+  awaiting_approval: 'the plan waits for approval',
+  running: 'running the plan',
+  paused: 'the plan is paused'
+};
+
+/** A plan prompt's turn: its activity follows the plan (its tasks' own turns show in the planner). */
+function planActivity(s: ConversationState, event: AgentEvent): ConversationState {
+  const a = s.activity;
+  const plan = [...s.items].reverse().find((i): i is PlanItem => i.kind === 'plan' && i.turn === event.turn);
+  if (!a || a.phase !== 'plan' || a.turn !== event.turn || !plan || !(plan.status in PLAN_ACTIVITY)) {
+    return s;
+  }
+  const states = Object.values(plan.tasks);
+  const done = states.filter(t => t === 'done' || t === 'skipped').length;
+  const text = PLAN_ACTIVITY[plan.status] + (plan.status === 'running' && states.length ? ` (${done} of ${states.length} tasks done)` : '');
+  const started = PLAN_ACTIVITY[plan.status] === a.text.split(' (')[0] ? a.started : event.ts;
+  return text === a.text ? s : { ...s, activity: { ...a, text, started, ts: event.ts } };
 }
 
 function isFinished(card: ToolCard): boolean {

@@ -21,6 +21,12 @@ export interface Session {
   last_seq: number;
   running: boolean;
   owner: string;
+  /** Seen by the collaborators of its notebook, not only its owner. */
+  shared?: boolean;
+  /** Another process (a kernel, a CLI run) writes this session: shown live, no prompts from here. */
+  read_only?: boolean;
+  /** Why it is read-only, for people (which process runs it). */
+  read_only_reason?: string;
 }
 
 /** `GET /api/agent/health`. */
@@ -32,6 +38,8 @@ export interface Health {
   llm_ready: boolean;
   /** The embedded offline model, when the server runs one (no hosted model configured). */
   local_model?: LocalModelStatus | null;
+  /** Sessions are private to their owner unless shared (the server tells people apart). */
+  private_sessions?: boolean;
 }
 
 export type LocalModelState = 'starting' | 'ready' | 'failed' | 'not_installed' | 'stopped';
@@ -166,6 +174,28 @@ export interface DoneEvent extends Logged<'done'> {
 export interface SessionEvent extends Logged<'session'> {
   title: string;
 }
+/** What the turn is doing now, in words; a new one replaces the last (see docs/protocol.md). */
+export interface ActivityEvent extends Logged<'activity'> {
+  /** starting | prompt | thinking | writing | calling | tools | approval | retry */
+  phase: string;
+  /** e.g. "reading your request (prompt 1,870 tokens, 45%)", "step 2: running notebook_run_cell". */
+  text: string;
+  /** The model call of the turn, from 1. */
+  step: number;
+  /** When this phase began (epoch seconds, the server's clock). */
+  started: Timestamp;
+  prompt_tokens: number | null;
+  /** 0..1 of the prompt the model has read, where its server says so. */
+  progress: number | null;
+  /** Set on a plan task's own turn. */
+  task?: string;
+}
+/** What was hidden during a turn (sent just before its end when anything was): counts by kind, never values. */
+export interface RedactionEvent extends Logged<'redaction'> {
+  /** Distinct values hidden, by kind: `aws_access_key`, `api_key`, `secret_keyword`, `email`, `card`, ... */
+  counts: Record<string, number>;
+  total: number;
+}
 /** Event types this client does not fold (e.g. `plan`, `task_update`); kept for other features. */
 export interface OtherEvent extends Logged<string> {
   [key: string]: unknown;
@@ -183,7 +213,9 @@ export type AgentEvent =
   | UsageEvent
   | ErrorEvent
   | DoneEvent
-  | SessionEvent;
+  | SessionEvent
+  | ActivityEvent
+  | RedactionEvent;
 
 /** `GET /api/agent/sessions/{id}/events`. */
 export interface EventsPage {
@@ -197,6 +229,13 @@ export interface HelloFrame {
   session: string;
   protocol: number;
   last_seq: number;
+}
+/** Sent when this server starts writing a session another process ran (that process ended). */
+export interface AccessFrame {
+  type: 'access';
+  session: string;
+  read_only: boolean;
+  message?: string;
 }
 export interface PongFrame {
   type: 'pong';

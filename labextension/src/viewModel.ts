@@ -84,10 +84,22 @@ export interface PlanItem {
   status: string;
   /** State of each task not re-planned away, by task id. */
   tasks: Readonly<Record<string, string>>;
+  /** Title of each task not re-planned away, by task id. */
+  titles: Readonly<Record<string, string>>;
   turn?: string;
 }
 
-export type ChatItem = MessageItem | ToolItem | ErrorItem | TurnEndItem | PlanItem;
+/** What the server hid from the model, the logs and the audit log during a turn. */
+export interface RedactionItem {
+  kind: 'redaction';
+  key: string;
+  turn?: string;
+  /** Distinct values hidden, by kind. */
+  counts: Readonly<Record<string, number>>;
+  total: number;
+}
+
+export type ChatItem = MessageItem | ToolItem | ErrorItem | TurnEndItem | PlanItem | RedactionItem;
 
 export interface PendingApproval {
   callId: string;
@@ -95,6 +107,21 @@ export interface PendingApproval {
   arguments: unknown;
   reason: string;
   turn?: string;
+  /** The plan task whose call this is (its id and, when known, its title); none for the chat's own turns. */
+  task?: { id: string; title: string };
+}
+
+/** What the running turn is doing now (its last `activity` event), for the line under the conversation. */
+export interface Activity {
+  turn?: string;
+  phase: string;
+  text: string;
+  step: number | null;
+  /** When this phase began and when the server said so (epoch seconds, the server's clock). */
+  started: number;
+  ts: number;
+  promptTokens: number | null;
+  progress: number | null;
 }
 
 export interface ConversationState {
@@ -110,6 +137,8 @@ export interface ConversationState {
   draft: string | null;
   /** Running usage totals by turn id. */
   usage: Readonly<Record<string, TurnUsage>>;
+  /** What the running turn is doing, until it ends. */
+  activity: Activity | null;
 }
 
 export const EMPTY_CONVERSATION: ConversationState = Object.freeze({
@@ -120,5 +149,6 @@ export const EMPTY_CONVERSATION: ConversationState = Object.freeze({
   running: false,
   turn: null,
   draft: null,
-  usage: {}
+  usage: {},
+  activity: null
 });

@@ -108,6 +108,7 @@ async def test_should_drive_a_remote_browser_over_cdp(make_config, pages, tmp_pa
         "--remote-debugging-port=0",
         f"--user-data-dir={tmp_path / 'profile'}",
         *config.launch_args,
+        *(["--no-sandbox"] if os.geteuid() == 0 else []),  # Chromium's sandbox does not run as root
         "about:blank",
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,

@@ -150,20 +150,23 @@ def test_should_turn_html_tables_into_markdown_tables() -> None:
 
 @pytest.mark.asyncio
 async def test_should_read_pages_over_plain_http_as_a_fallback(pages) -> None:
-    result = await http_extract(pages.url("index.html"), "markdown")
+    policy = UrlPolicy(allowed_networks=[pages.netloc])
+    result = await http_extract(pages.url("index.html"), "markdown", policy=policy)
     assert result.ok and result.data["title"] == "Garden Notes" and result.data["via"] == "http"
     assert "# Garden Notes" in result.text and result.text.count("<untrusted_web_content") == 1
-    links = await http_extract(pages.url("index.html"), "links")
+    links = await http_extract(pages.url("index.html"), "links", policy=policy)
     assert f"- search form: {pages.url('form.html')}" in links.text
 
 
 @pytest.mark.asyncio
 async def test_should_refuse_and_report_failures_in_the_fallback_readably(pages) -> None:
-    policy = UrlPolicy(server_url=f"{pages.base}/")
+    by_default = await http_extract(pages.url("index.html"))
+    assert not by_default.ok and "loopback" in by_default.text  # no allowed_networks entry names it
+    policy = UrlPolicy(server_url=f"{pages.base}/", allowed_networks=[pages.netloc])
     refused = await http_extract(pages.url("redirect?to=/api/contents"), policy=policy)
     assert not refused.ok and "server_api" in refused.text
     assert not (await http_extract("file:///etc/passwd")).ok
-    down = await http_extract("http://127.0.0.1:9/")
+    down = await http_extract("http://127.0.0.1:9/", policy=UrlPolicy(allowed_networks=["127.0.0.1:9"]))
     assert not down.ok and "could not fetch" in down.text
-    bad_format = await http_extract(pages.url("index.html"), "pdf")
+    bad_format = await http_extract(pages.url("index.html"), "pdf", policy=policy)
     assert not bad_format.ok and "unknown format" in bad_format.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -10,8 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import expect
 
+from jupyter_agent.testing.jupyter import JupyterServer
 from jupyter_agent.testing.scripted_llm import Reply, ScriptedLLM, ToolCallSpec
-from tests.e2e.conftest import ARTIFACTS, ChatPage
+from tests.e2e.conftest import ARTIFACTS, NOTEBOOK, ChatPage, lab_config, notebook_json
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +28,7 @@ PAGE = f"""<!doctype html><html lang="en"><head><title>Quarterly report</title>
 </body></html>""".encode()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def site() -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -43,6 +45,17 @@ def site() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="module")
+def lab(
+    scripted_llm_server: ScriptedLLM, tmp_path_factory: pytest.TempPathFactory, site: str
+) -> Iterator[JupyterServer]:
+    """JupyterLab as in conftest, its browser allowed to reach the page server (loopback is refused)."""
+    config = lab_config(tmp_path_factory.mktemp("lab"), allowed_networks=[site.removeprefix("http://")])
+    with JupyterServer(llm_base_url=scripted_llm_server.base_url, app="jupyterlab", config=config) as srv:
+        (srv.root / NOTEBOOK).write_text(json.dumps(notebook_json("x = 1")))
+        yield srv
 
 
 def open_browser_panel(chat: ChatPage) -> None:

@@ -6,16 +6,21 @@ screenshots land in ``test-artifacts/e2e/``.
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
 
+from jupyter_agent.local_model.registry import get_spec
+from jupyter_agent.local_model.weights import install_hint, missing_parts
 from jupyter_agent.testing.jupyter import JupyterServer
 from jupyter_agent.testing.scripted_llm import Fail, Reply, ScriptedLLM, Stall, ToolCallSpec
-from tests.e2e.conftest import NOTEBOOK, ChatPage, LabPages
+from tests.e2e.conftest import ARTIFACTS, NOTEBOOK, ChatPage, LabPages, lab_config, notebook_json
 
 pytestmark = pytest.mark.e2e
 
@@ -23,6 +28,18 @@ STREAMED = (
     "Here is a streamed answer from the scripted model. It arrives in small pieces, "
     "one after another, so the panel has to show it while it grows."
 )
+
+
+@pytest.fixture(scope="module")
+def lab(
+    scripted_llm_server: ScriptedLLM, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JupyterServer]:
+    """The conftest's lab, with ``window.jupyterapp`` exposed so a test can raise Lab's own notifications."""
+    config = lab_config(tmp_path_factory.mktemp("lab"))
+    config["LabApp"]["expose_app_in_browser"] = True
+    with JupyterServer(llm_base_url=scripted_llm_server.base_url, app="jupyterlab", config=config) as srv:
+        (srv.root / NOTEBOOK).write_text(json.dumps(notebook_json("x = 1")))
+        yield srv
 
 
 def tool_card(chat: ChatPage, tool: str):
@@ -282,3 +299,191 @@ def test_accessibility_names(chat: ChatPage, llm: ScriptedLLM) -> None:
 
     chat.by_id("agent-deny").click()
     chat.wait_idle()
+
+
+# -- what the agent is doing, from the moment Enter is pressed ------------------------------------------
+
+#: Notes (in the page) when Enter is pressed in the chat input and when the activity line first shows each
+#: of its texts, on the page's own clock (performance.now(), ms).
+ACTIVITY_CLOCK = """() => {
+    const seen = (window.__activitySeen = {});
+    window.__enterAt = null;
+    document.addEventListener('keydown', e => {
+        if (e.key === 'Enter' && e.target.dataset.testid === 'agent-input') window.__enterAt = performance.now();
+    }, true);
+    const look = () => {
+        const line = document.querySelector('[data-testid="agent-activity"] .jp-AgentChat-activityText');
+        const status = document.querySelector('[data-testid="agent-status"]');
+        const now = performance.now();
+        if (line && !(line.textContent in seen)) seen[line.textContent] = now;
+        if (status && status.dataset.activity && !('status: ' + status.dataset.activity in seen))
+            seen['status: ' + status.dataset.activity] = now;
+    };
+    new MutationObserver(look).observe(document.body, {subtree: true, childList: true, characterData: true,
+                                                       attributes: true});
+}"""
+
+
+def first_seen_ms(chat: ChatPage, text: str) -> float:
+    """Milliseconds from Enter to the first activity text that starts with ``text``."""
+    seen, enter = chat.page.evaluate("[window.__activitySeen, window.__enterAt]")
+    return min(at for shown, at in seen.items() if shown.startswith(text)) - enter
+
+
+def test_the_agent_shows_what_it_does_from_enter_until_the_first_token(
+    chat: ChatPage, llm: ScriptedLLM, lab_pages: LabPages
+) -> None:
+    llm.script(Reply(text="The notebook sets x to 1.", delay=6.0))  # a model slow to read its prompt
+    activity, status = chat.by_id("agent-activity"), chat.status
+    timer = activity.locator(".jp-AgentChat-activityTime")
+    chat.page.evaluate(ACTIVITY_CLOCK)
+
+    chat.send("Explain this notebook")
+    expect(activity).to_contain_text(re.compile(r"reading your request \(prompt ~[\d,]+ tokens\)"))
+    expect(activity).to_have_attribute("data-phase", "prompt")
+    expect(status).to_have_attribute("data-activity", re.compile(r"^reading your request \(prompt ~"))
+    expect(status).to_contain_text(re.compile(r"reading your request \(prompt ~[\d,]+ tokens\) · \d+ s"))
+    assert chat.assistant().count() == 0, "the answer started before the activity line showed"
+    seq = chat.page.evaluate("window.__agentSeq")
+    expect(timer).to_have_text(re.compile(r"^[2-5] s$"))  # the time goes on by itself: no event needed
+    assert chat.page.evaluate("window.__agentSeq") == seq
+    expect(status).to_contain_text(re.compile(r"· [2-5] s"))
+    lab_pages.snapshot(chat, "reading")
+
+    expect(chat.assistant_text()).to_have_text("The notebook sets x to 1.")
+    chat.wait_idle()
+    expect(activity).to_have_count(0)
+    expect(status).to_have_attribute("data-activity", "")
+    expect(status).not_to_contain_text("reading your request")
+
+    to_line, to_status = first_seen_ms(chat, "reading your request"), first_seen_ms(chat, "status: reading")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "activity-timing.json").write_text(
+        json.dumps({"enter_to_activity_line_ms": to_line, "enter_to_status_bar_ms": to_status})
+    )
+    print(
+        f"Enter -> 'reading your request': {to_line:.0f} ms in the chat, {to_status:.0f} ms in the status bar"
+    )
+    assert 0 < to_line < 6000 and 0 < to_status < 6000  # well before the first token (6 s)
+
+
+#: ``python -m llama_cpp.server`` as the local model server starts it, played by the scripted model: it reads
+#: its prompt for 3 s, reporting its progress as llama.cpp's own server does, then gives a final answer.
+PROGRESS_SERVER = """
+import json, sys, threading
+from jupyter_agent.testing.scripted_llm import PromptProgress, Reply, ScriptedLLM
+args = sys.argv[1:]
+llm = ScriptedLLM(port=int(args[args.index("--port") + 1]))
+answer = json.dumps({"name": "final_answer", "arguments": {"text": "Read it all."}})
+llm.default = Reply(text=answer, delay=3.0, prompt_progress=PromptProgress(total=1870, steps=6))
+llm.start()
+threading.Event().wait()
+"""
+
+
+@pytest.fixture
+def progress_lab(tmp_path: Path) -> Iterator[JupyterServer]:
+    """A lab on the embedded model, whose server (the scripted stand-in above) reports its prompt progress."""
+    spec = get_spec("smollm2-135m")
+    assert not missing_parts(spec), f"the stand-in needs {spec.name}'s weights: {install_hint(spec)}"
+    runtime = tmp_path / "runtime" / "llama_cpp" / "server"
+    runtime.mkdir(parents=True)
+    (runtime.parent / "__init__.py").write_text("")
+    (runtime / "__init__.py").write_text("")
+    (runtime / "__main__.py").write_text(PROGRESS_SERVER)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PYTHONPATH", str(tmp_path / "runtime"))  # the lab and its model server inherit it
+        srv = JupyterServer(
+            app="jupyterlab", config=lab_config(tmp_path / "lab", model="", local_model=spec.name)
+        )
+        srv.__enter__()
+    try:
+        (srv.root / NOTEBOOK).write_text(json.dumps(notebook_json("x = 1")))
+        yield srv
+    finally:
+        srv.__exit__(None, None, None)
+
+
+def test_the_embedded_models_prompt_progress_shows_as_a_percentage(
+    browser: Browser, progress_lab: JupyterServer, request: pytest.FixtureRequest
+) -> None:
+    pages = LabPages(browser, progress_lab, re.sub(r"[^\w.-]+", "_", request.node.name))
+    try:
+        chat = pages.open()
+        chat.open_chat()
+        chat.new_session()
+        chat.page.evaluate(ACTIVITY_CLOCK)
+        activity = chat.by_id("agent-activity")
+
+        chat.send("Read this notebook")
+        expect(activity).to_contain_text(re.compile(r"reading your request \(prompt 1,870 tokens, (\d\d)%\)"))
+        expect(activity.locator(".jp-AgentChat-activityBar")).to_be_visible()
+        expect(chat.status).to_contain_text(re.compile(r"reading your request \(prompt 1,870 tokens, \d+%\)"))
+        pages.snapshot(chat, "progress")
+        expect(chat.assistant_text()).to_have_text("Read it all.")
+        chat.wait_idle()
+        expect(activity).to_have_count(0)
+
+        seen = chat.page.evaluate("Object.keys(window.__activitySeen)")
+        percents = [int(m.group(1)) for t in seen if (m := re.search(r"1,870 tokens, (\d+)%", t))]
+        assert len(percents) >= 3 and percents == sorted(percents) and percents[-1] == 100, seen
+    finally:
+        pages.screenshot_all()
+        pages.close()
+
+
+# -- Lab's own notifications --------------------------------------------------------------------------------
+
+
+def test_lab_starts_without_the_news_question(lab: JupyterServer) -> None:
+    """The package turns Lab's news question off for its environment (share/jupyter/lab/settings/overrides.d)."""
+    settings = lab.api("GET", "lab/api/settings/@jupyterlab/apputils-extension:notification")
+    assert settings["schema"]["properties"]["fetchNews"]["default"] == "false"
+
+
+NOTIFY = """message => window.jupyterapp.commands.execute('apputils:notify', {
+    message, type: 'info',
+    options: {autoClose: false, actions: [{label: 'Open privacy policy'}, {label: 'Yes'}, {label: 'No'}]}
+})"""
+
+
+def input_is_clickable(chat: ChatPage) -> None:
+    """The first click at the input's centre lands in it: nothing (a toast) is on top of it."""
+    chat.input.evaluate("input => input.blur()")
+    expect(chat.input).not_to_be_focused()
+    box = chat.input.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    hit = chat.page.evaluate("([x, y]) => document.elementFromPoint(x, y)?.outerHTML.slice(0, 120)", [x, y])
+    assert hit and 'data-testid="agent-input"' in hit, f"a click at the input's centre hits {hit}"
+    chat.page.mouse.click(x, y)
+    expect(chat.input).to_be_focused()
+
+
+def test_lab_notifications_never_cover_the_chat_input(chat: ChatPage, lab_pages: LabPages) -> None:
+    toast = chat.page.locator(".jp-toastContainer .Toastify__toast")
+    chat.page.evaluate(NOTIFY, "Would you like to receive official Jupyter news?")
+    expect(toast).to_be_visible()
+    expect(toast).to_contain_text("official Jupyter news")
+    chat.page.wait_for_timeout(800)  # Lab's toasts slide in: look once they are in place
+    input_is_clickable(chat)
+    chat.page.keyboard.type("hello")
+    expect(chat.input).to_have_value("hello")
+    toast_box, panel_box = toast.bounding_box(), chat.panel.bounding_box()
+    assert toast_box and panel_box and toast_box["x"] + toast_box["width"] <= panel_box["x"] + 1, (
+        toast_box,
+        panel_box,
+    )  # beside the panel, still there to be read
+    lab_pages.snapshot(chat, "beside")
+
+    # A window so narrow that a toast cannot pass beside the panel: the toasts go above the input.
+    chat.page.set_viewport_size({"width": 700, "height": 800})
+    chat.page.evaluate(NOTIFY, "Another notification")
+    expect(toast).to_have_count(2)
+    chat.page.wait_for_timeout(800)
+    input_is_clickable(chat)
+    input_box = chat.input.bounding_box()
+    for i in range(2):
+        box = toast.nth(i).bounding_box()
+        assert box and input_box and box["y"] + box["height"] <= input_box["y"] + 1, (box, input_box)
+    lab_pages.snapshot(chat, "above")

@@ -1,5 +1,6 @@
 """The Agent Planner panel in real JupyterLab: a goal planned from the chat, edited and approved in the panel,
-paused and resumed, its tasks watched to the end, and a task's transcript opened from the graph."""
+paused and resumed, its tasks watched to the end, a task's transcript opened from the graph, and a task's
+tool approvals answered in the panel or in a collaborator's chat."""
 
 from __future__ import annotations
 
@@ -217,3 +218,115 @@ def test_planner_panel_approves_steers_and_shows_a_plan_running(
     expect(chat.by_id("agent-plan-graph")).to_be_visible()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     chat.page.screenshot(path=str(ARTIFACTS / "planner_panel.png"))
+
+
+# -- a task's approval, answered in the planner or in the chat ------------------------------------------------
+
+# t1 then t2; each asks to run a shell command that leaves a file (shell_run asks before it runs).
+MARKERS = {
+    "t1": ("Write the approved marker", "approved-marker.txt"),
+    "t2": ("Write the denied marker", "denied-marker.txt"),
+}
+
+
+class AskingPlanScript:
+    """A plan of two tasks, t2 after t1, each calling shell_run to leave its marker file, then telling the
+    first line of what the call returned."""
+
+    def __call__(self, body: dict[str, Any]) -> Reply:
+        if body.get("response_format"):
+            tasks = [
+                {
+                    "id": task_id,
+                    "title": title,
+                    "description": f"Run `echo {task_id} > {path}`.",
+                    "depends_on": ["t1"] if task_id == "t2" else [],
+                    "tools": ["shell_run"],
+                    "notebooks": [],
+                    "estimate_s": 5,
+                    "acceptance": f"{path} exists",
+                }
+                for task_id, (title, path) in MARKERS.items()
+            ]
+            return Reply(text=json.dumps({"tasks": tasks}))
+        task = task_of(body)
+        last = body["messages"][-1]
+        if last["role"] != "tool":
+            return Reply(
+                tool_calls=[ToolCallSpec("shell_run", {"command": f"echo {task} > {MARKERS[task][1]}"})]
+            )
+        return Reply(text=f"{task}: {last['content'].splitlines()[0]}")
+
+
+def test_a_tasks_approval_is_answered_in_the_planner_or_in_any_collaborators_chat(
+    lab: JupyterServer, lab_pages: Any, llm: ScriptedLLM
+) -> None:
+    llm.default = AskingPlanScript()
+    ada = lab_pages.open()
+    ada.open_chat()
+    session = ada.new_session()
+    ada.by_id("agent-plan-first").click()
+    ada.send("Leave the two marker files")
+    expect(ada.by_id("agent-plan-card")).to_have_attribute("data-status", "awaiting_approval")
+    bo = lab_pages.open()  # a collaborator, on the same session
+    bo.open_chat()
+    bo.select_session(session)
+
+    open_planner(ada)
+    ada.by_id("agent-plan-approve").click()
+
+    # t1 asks: its node says so, its details offer the answers, and every chat shows the card naming it.
+    expect(node(ada, "t1")).to_have_attribute("data-asking", "true")
+    expect(node(ada, "t1")).to_have_accessible_name(
+        re.compile(r"^Task t1: .*, running, waiting for your approval")
+    )
+    for chat in (ada, bo):
+        card = chat.panel.get_by_test_id("agent-approval")
+        expect(card).to_have_attribute("data-task", "t1")
+        expect(card.get_by_test_id("agent-approval-task")).to_have_text("Task t1 · Write the approved marker")
+        expect(card).to_contain_text("echo t1 > approved-marker.txt")
+    node(ada, "t1").click()
+    details = ada.by_id("agent-task-details")
+    asked = details.get_by_test_id("agent-approval")
+    expect(asked).to_have_attribute("data-tool", "shell_run")
+    lab_pages.snapshot(ada, "t1-asks")
+    asked.get_by_test_id("agent-approve-once").click()
+
+    # Answered in the planner: the question goes away everywhere, and the task runs its command.
+    expect(asked).to_have_count(0)
+    for chat in (ada, bo):
+        expect(chat.panel.locator('[data-testid="agent-approval"][data-task="t1"]')).to_have_count(0)
+    expect(node(ada, "t1")).to_have_attribute("data-state", "done")
+    assert (lab.root / "approved-marker.txt").read_text() == "t1\n"
+
+    # t2 asks next; the collaborator denies it in the chat: the command never runs.
+    node(ada, "t2").click()
+    expect(details).to_have_attribute("data-task", "t2")
+    card = bo.panel.locator('[data-testid="agent-approval"][data-task="t2"]')
+    expect(card.get_by_test_id("agent-approval-task")).to_have_text("Task t2 · Write the denied marker")
+    call = card.get_attribute("data-call")
+    expect(details.locator(f'[data-testid="agent-approval"][data-call="{call}"]')).to_have_count(1)
+    lab_pages.snapshot(bo, "t2-asks")
+    card.get_by_test_id("agent-deny").click()
+    for shown in (bo.panel, ada.panel, details):
+        expect(shown.locator(f'[data-testid="agent-approval"][data-call="{call}"]')).to_have_count(0)
+    transcript = details.get_by_test_id("agent-task-transcript")
+    denied = transcript.locator('[data-testid="agent-tool-card"][data-tool="shell_run"]').first
+    expect(denied).to_have_attribute("data-status", "error")
+    expect(denied).to_contain_text("Denied")
+    expect(transcript).to_contain_text("the user denied this call to shell_run")
+    assert not (lab.root / "denied-marker.txt").exists()
+
+    # Without its call t2 did not do its work: it may be tried again (and ask again), or the plan ends.
+    # Either way the plan can end here, and with it every question it left open, in every chat.
+    asks_again = ada.panel.locator(
+        f'[data-testid="agent-approval"][data-task="t2"]:not([data-call="{call}"])'
+    )
+    status = ada.by_id("agent-plan-status")
+    expect(asks_again.or_(status.and_(ada.page.locator('[data-status="done"]')))).to_have_count(1)
+    if asks_again.count():
+        ada.by_id("agent-plan-cancel").click()
+        expect(status).to_have_attribute("data-status", "cancelled")
+    for chat in (ada, bo):
+        expect(chat.panel.get_by_test_id("agent-approval")).to_have_count(0)
+    assert not (lab.root / "denied-marker.txt").exists()

@@ -162,6 +162,18 @@ describe('ChatModel folding', () => {
     expect(overlapped).toEqual(once);
   });
 
+  it('should show what the server hid in a turn as a note before the turn ends', () => {
+    const e = eventLog();
+    const state = foldEvents(EMPTY_CONVERSATION, [
+      e('message', { turn: 't', role: 'user', content: 'use [SECRET_1a2b3c4d]' }),
+      e('redaction', { turn: 't', counts: { aws_access_key: 1, email: 2 }, total: 3 }),
+      e('done', { turn: 't', reason: 'completed' })
+    ]);
+    expect(state.items.map(i => i.kind)).toEqual(['message', 'redaction', 'turn_end']);
+    expect(state.items[1]).toMatchObject({ turn: 't', counts: { aws_access_key: 1, email: 2 }, total: 3 });
+    expect(state.running).toBe(false);
+  });
+
   it('should not mutate the state it folds into', () => {
     const log = sampleTurn();
     const half = foldEvents(EMPTY_CONVERSATION, log.slice(0, 8));

@@ -255,7 +255,7 @@ describe('AgentChat and the local model', () => {
   /** Just enough of IAgentClient for AgentChat: health answers in turn, no sessions, a socket that sends. */
   function fakeClient(answers: LocalModelStatus[]) {
     const signal = () => ({ connect: () => true, disconnect: () => true });
-    const connection = { state: 'connected', stateChanged: signal() };
+    const connection = { state: 'connected', stateChanged: signal(), accessChanged: signal() };
     return {
       state: 'connected',
       events: signal(),

@@ -21,6 +21,7 @@ import {
   estimateText,
   expectedFinishText,
   formatSeconds,
+  pendingApprovals,
   planControls,
   progress,
   taskControls,
@@ -211,6 +212,28 @@ describe('plan state', () => {
     expect(transcriptOf(events, 'zzz').items).toEqual([]);
   });
 
+  it("should offer the running tasks' unanswered approvals of their current attempt only", () => {
+    const e = log();
+    const ask = (callId: string, fields: Record<string, unknown>) =>
+      e('approval_request', { turn: 'T', task: 'a', call_id: callId, name: 'shell_run', arguments: { command: 'ls' }, reason: 'asks', ...fields });
+    const events = [
+      ask('old-plan', { attempt: 1 }), // ts 2001: a task 'a' of an earlier plan, never answered
+      ask('first-try', { attempt: 1, ts: 3001 }), // this plan's first attempt, which failed while it waited
+      ask('answered', { attempt: 2, ts: 3101 }),
+      e('approval_result', { turn: 'T', task: 'a', attempt: 2, call_id: 'answered', decision: 'once', ts: 3102 }),
+      ask('waiting', { attempt: 2, ts: 3103 }),
+      ask('other-task', { task: 'b', attempt: 2, ts: 3104 })
+    ];
+    const running = task('a', [], { state: 'running', attempt: 2, started: 3100 });
+    const other = task('b', [], { state: 'running', attempt: 2, started: 3100 });
+    const pending = pendingApprovals(events, [running, other, task('c')]);
+    expect([...pending.keys()]).toEqual(['a', 'b']);
+    expect(pending.get('a')).toEqual([expect.objectContaining({ callId: 'waiting', name: 'shell_run', arguments: { command: 'ls' } })]);
+    expect(pendingApprovals(events, [{ ...running, state: 'failed' }]).size).toBe(0);
+    const answered = [...events, e('approval_result', { turn: 'T', task: 'a', attempt: 2, call_id: 'waiting', decision: 'deny', ts: 3105 })];
+    expect(pendingApprovals(answered, [running]).size).toBe(0);
+  });
+
   it('should tell estimate against actual time', () => {
     expect(estimateText(task('a'), 100)).toBe('est 30 s');
     expect(estimateText(task('a', [], { state: 'running', started: 100 }), 108)).toBe('est 30 s · 8 s so far');
@@ -247,6 +270,54 @@ describe('the plan card in the chat', () => {
     expect(card).toMatchObject({ planId: 'p1', goal: 'Analyse the sales', status: 'running', tasks: { a: 'done', b: 'pending' } });
     expect(state.running).toBe(true);
     expect(state.draft).toBeNull();
+  });
+
+  it("should ask a task's approval in the chat, naming the task, until someone answers it", () => {
+    const e = log();
+    const tasks = [task('a'), task('b', ['a'])];
+    const asking = [
+      e('message', { turn: 'T', role: 'user', content: 'Analyse the sales', plan: true }),
+      e('plan', { turn: 'T', ...plan(tasks, 'running') }),
+      e('task_update', { turn: 'T', task: 'a', id: 'a', state: 'running' }),
+      e('tool_call', { turn: 'T', task: 'a', attempt: 1, call_id: 'c1', name: 'shell_run', arguments: { command: 'ls' } }),
+      e('tool_status', { turn: 'T', task: 'a', attempt: 1, call_id: 'c1', status: 'waiting_approval' }),
+      e('approval_request', {
+        turn: 'T', task: 'a', attempt: 1, call_id: 'c1', name: 'shell_run', arguments: { command: 'ls' }, reason: 'shell_run asks before it runs'
+      })
+    ] as unknown as AgentEvent[];
+    const waiting = foldEvents(EMPTY_CONVERSATION, asking);
+    expect(waiting.approvals).toEqual([
+      {
+        callId: 'c1',
+        name: 'shell_run',
+        arguments: { command: 'ls' },
+        reason: 'shell_run asks before it runs',
+        turn: 'T',
+        task: { id: 'a', title: 'Task a' }
+      }
+    ]);
+    expect(waiting.items.map(i => i.kind)).toEqual(['message', 'plan']); // the call itself shows in the planner
+
+    const answer = e('approval_result', { turn: 'T', task: 'a', attempt: 1, call_id: 'c1', decision: 'deny', user: { username: 'bo' } });
+    const answered = foldEvents(waiting, [answer as unknown as AgentEvent]);
+    expect(answered.approvals).toEqual([]);
+    expect(answered.items.map(i => i.kind)).toEqual(['message', 'plan']);
+  });
+
+  it('should drop the approval of a task that stopped running, and keep the others', () => {
+    const e = log();
+    const ask = (taskId: string, callId: string) =>
+      e('approval_request', { turn: 'T', task: taskId, attempt: 1, call_id: callId, name: 'shell_run', arguments: {}, reason: '' });
+    const events = [
+      e('plan', { turn: 'T', ...plan([task('a'), task('b')], 'running') }),
+      ask('a', 'ca'),
+      ask('b', 'cb'),
+      e('task_update', { turn: 'T', task: 'a', id: 'a', state: 'cancelled' })
+    ] as unknown as AgentEvent[];
+    const state = foldEvents(EMPTY_CONVERSATION, events);
+    expect(state.approvals.map(a => [a.callId, a.task?.id])).toEqual([['cb', 'b']]);
+    const ended = foldEvents(state, [e('done', { turn: 'T', reason: 'cancelled' }) as unknown as AgentEvent]);
+    expect(ended.approvals).toEqual([]);
   });
 });
 

@@ -10,21 +10,32 @@ export interface ApprovalProps {
   onDecide: (callId: string, decision: ApprovalDecision) => boolean;
 }
 
-/** Asks a person whether a tool call may run. Stays until someone decides (or the server times out). */
+/**
+ * Asks a person whether a tool call may run, naming the plan task that made it. Stays until someone
+ * decides (or the server times out).
+ */
 export function Approval({ approval, onDecide }: ApprovalProps): JSX.Element {
   const [sent, setSent] = React.useState(false);
   const decide = (decision: ApprovalDecision) => {
     setSent(onDecide(approval.callId, decision));
   };
-  const titleId = `jp-AgentChat-approval-${approval.callId}`;
+  const titleId = `jp-AgentChat-approval-${React.useId()}`; // the chat and the planner may both show it
   return (
     <div
       className="jp-AgentChat-approval"
       data-testid="agent-approval"
       data-tool={approval.name}
+      data-call={approval.callId}
+      data-task={approval.task?.id}
       role="group"
-      aria-labelledby={titleId}
+      aria-labelledby={approval.task ? `${titleId}-task ${titleId}` : titleId}
     >
+      {approval.task && (
+        <div id={`${titleId}-task`} className="jp-AgentChat-approvalTask" data-testid="agent-approval-task">
+          Task {approval.task.id}
+          {approval.task.title && ` · ${approval.task.title}`}
+        </div>
+      )}
       <div id={titleId} className="jp-AgentChat-approvalTitle">
         The agent wants to run <code>{approval.name}</code>
       </div>

@@ -7,6 +7,8 @@ import { ConversationState } from '../conversation';
 import { localModelNotice } from '../localModel';
 import { ApprovalDecision, LocalModelStatus, Session } from '../protocol';
 import { ToolRenderer } from '../registry';
+import { keepToastsClear } from '../toasts';
+import { ActivityLine } from './ActivityLine';
 import { Approval } from './Approval';
 import { Composer } from './Composer';
 import { ContextBar } from './ContextBar';
@@ -22,6 +24,8 @@ export interface ChatPanelState {
   activeSessionId: string | null;
   connection: ConnectionState;
   llmReady: boolean | null;
+  /** Sessions are private until shared (offer the share toggle). */
+  privateSessions?: boolean;
   /** The server's embedded offline model; null when it runs none. */
   localModel: LocalModelStatus | null;
   models: string[];
@@ -46,6 +50,7 @@ export interface ChatPanelActions {
   openSession(id: string): void;
   newSession(): void;
   renameSession(id: string, title: string): void;
+  shareSession(id: string, shared: boolean): void;
   deleteSession(id: string): void;
   refreshSessions(): void;
   setContext(choice: ContextChoice): void;
@@ -70,6 +75,10 @@ export interface ChatPanelProps {
 /** The agent chat: sessions, context, conversation, approvals and input. */
 export function ChatPanel({ state, actions, rendermime, getRenderer }: ChatPanelProps): JSX.Element {
   const { conversation } = state;
+  const root = React.useRef<HTMLDivElement>(null);
+  // Lab's notification toasts must never cover the input (the first click would hit a toast).
+  React.useEffect(() => (root.current ? keepToastsClear(root.current, '.jp-AgentChat-composer') : undefined), []);
+  const activeSession = state.sessions.find(s => s.id === state.activeSessionId);
   const onKeyDown = (e: React.KeyboardEvent) => {
     if (e.key === 'Escape' && state.running) {
       e.preventDefault();
@@ -83,13 +92,14 @@ export function ChatPanel({ state, actions, rendermime, getRenderer }: ChatPanel
       ? 'No model is configured on the server yet. Set a model and its API key, then restart Jupyter.'
       : 'Ask the agent to explore data, write or fix cells, or explain a notebook. It works in the notebook chosen above.';
   return (
-    <div className="jp-AgentChat-panel" onKeyDown={onKeyDown}>
+    <div ref={root} className="jp-AgentChat-panel" onKeyDown={onKeyDown}>
       <SessionBar
         sessions={state.sessions}
         activeId={state.activeSessionId}
         onOpen={actions.openSession}
         onNew={actions.newSession}
         onRename={actions.renameSession}
+        onShare={state.privateSessions ? actions.shareSession : undefined}
         onDelete={actions.deleteSession}
         onRefresh={actions.refreshSessions}
       />
@@ -118,6 +128,7 @@ export function ChatPanel({ state, actions, rendermime, getRenderer }: ChatPanel
         emptyText={emptyText}
         onOpenPlanner={actions.openPlanner}
       />
+      <ActivityLine activity={conversation.running ? conversation.activity : null} />
       {conversation.approvals.length > 0 && (
         <div className="jp-AgentChat-approvals">
           {conversation.approvals.map(a => (
@@ -135,6 +146,7 @@ export function ChatPanel({ state, actions, rendermime, getRenderer }: ChatPanel
         focusToken={state.focusToken}
         running={state.running}
         sendOnEnter={state.sendOnEnter}
+        readOnly={activeSession?.read_only ? activeSession.read_only_reason ?? 'This session is read-only here.' : null}
         voiceState={state.voiceState}
         onDraftChange={actions.setDraft}
         onSend={actions.send}

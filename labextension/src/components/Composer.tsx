@@ -14,6 +14,8 @@ export interface ComposerProps {
   /** Changes when the input should take the focus. */
   focusToken: number;
   running: boolean;
+  /** Why nothing can be sent here (another process runs this session), or null. */
+  readOnly?: string | null;
   sendOnEnter: boolean;
   voiceState: VoiceState;
   onDraftChange: (text: string) => void;
@@ -67,6 +69,14 @@ export function Composer(props: ComposerProps): JSX.Element {
   };
   const sendKeys = sendOnEnter ? 'Enter to send, Shift+Enter for a new line' : 'Shift+Enter to send, Enter for a new line';
 
+  if (props.readOnly) {
+    const reason = props.readOnly.charAt(0).toUpperCase() + props.readOnly.slice(1);
+    return (
+      <div className="jp-AgentChat-composer jp-mod-readOnly" data-testid="agent-read-only" role="status">
+        {`${reason}.`}
+      </div>
+    );
+  }
   return (
     <div className="jp-AgentChat-composer">
       <textarea

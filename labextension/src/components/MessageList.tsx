@@ -6,6 +6,7 @@ import { PlanCard } from '../planner/PlanCard';
 import { ToolRenderer } from '../registry';
 import { TurnError } from './Errors';
 import { Message } from './Message';
+import { RedactionNote } from './RedactionNote';
 import { ToolCard } from './ToolCard';
 import { Usage } from './Usage';
 
@@ -87,6 +88,8 @@ export function MessageList(props: MessageListProps): JSX.Element {
               return <Usage key={item.key} item={item} />;
             case 'plan':
               return <PlanCard key={item.key} item={item} onOpen={props.onOpenPlanner} />;
+            case 'redaction':
+              return <RedactionNote key={item.key} item={item} />;
           }
         })}
       </div>

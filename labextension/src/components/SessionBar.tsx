@@ -9,6 +9,8 @@ export interface SessionBarProps {
   onOpen: (id: string) => void;
   onNew: () => void;
   onRename: (id: string, title: string) => void;
+  /** Share the session with the collaborators of its notebook, or make it private again (its owner only). */
+  onShare?: (id: string, shared: boolean) => void;
   onDelete: (id: string) => void;
   /** Called when the list is about to be used, to fetch sessions others created. */
   onRefresh: () => void;
@@ -102,6 +104,21 @@ export function SessionBar(props: SessionBarProps): JSX.Element {
       >
         <editIcon.react tag="span" />
       </button>
+      {props.onShare && (<button
+        className={`jp-AgentChat-shareButton${active?.shared ? ' jp-mod-active' : ''}`}
+        data-testid="agent-share-session"
+        aria-pressed={!!active?.shared}
+        aria-label={active?.shared ? 'Shared with collaborators: make private' : 'Private: share with collaborators'}
+        title={
+          active?.shared
+            ? 'Shared: the collaborators of this notebook see this session. Click to make it private.'
+            : 'Private: only you see this session. Click to share it with the collaborators of this notebook.'
+        }
+        disabled={!active || !!active.read_only}
+        onClick={() => active && props.onShare?.(active.id, !active.shared)}
+      >
+        {active?.shared ? 'Shared' : 'Private'}
+      </button>)}
       <button
         className="jp-AgentChat-iconButton"
         data-testid="agent-delete-session"

@@ -8,6 +8,8 @@ export interface PlanGraphProps {
   tasks: readonly PlanTask[];
   criticalPath: readonly string[];
   selected: string | null;
+  /** Tasks with a call waiting for a person's approval (answered in their details), by task id. */
+  asking?: ReadonlyMap<string, unknown>;
   /** Epoch seconds, for the time running tasks have taken so far. */
   now: number;
   onSelect: (taskId: string) => void;
@@ -19,7 +21,7 @@ const MIN_SCALE = 0.8;
 const TITLE_CHARS = Math.floor((DEFAULT_LAYOUT.nodeWidth - 20) / 6.6);
 
 /** The plan's DAG as SVG: tasks coloured by state, dependencies as arrows, the critical path outlined. */
-export function PlanGraph({ tasks, criticalPath, selected, now, onSelect }: PlanGraphProps): JSX.Element {
+export function PlanGraph({ tasks, criticalPath, selected, asking, now, onSelect }: PlanGraphProps): JSX.Element {
   const layout = React.useMemo(
     () => layoutGraph(tasks, criticalPath),
     // Only the shape matters here, not the tasks' states.
@@ -98,20 +100,22 @@ export function PlanGraph({ tasks, criticalPath, selected, now, onSelect }: Plan
         {layout.nodes.map(n => {
           const task = byId.get(n.id)!;
           const onPath = critical.has(n.id);
+          const asks = !!asking?.has(n.id);
           const title = task.title.length > TITLE_CHARS ? `${task.title.slice(0, TITLE_CHARS - 1)}…` : task.title;
           return (
             <g
               key={n.id}
               transform={`translate(${n.x},${n.y})`}
-              className={`jp-AgentPlanner-node jp-mod-${task.state}${selected === n.id ? ' jp-mod-selected' : ''}`}
+              className={`jp-AgentPlanner-node jp-mod-${task.state}${asks ? ' jp-mod-asking' : ''}${selected === n.id ? ' jp-mod-selected' : ''}`}
               data-testid="agent-plan-node"
               data-task={n.id}
               data-state={task.state}
+              data-asking={asks}
               data-critical={onPath}
               role="button"
               tabIndex={0}
               aria-pressed={selected === n.id}
-              aria-label={`Task ${n.id}: ${task.title}, ${task.state}${onPath ? ', on the critical path' : ''}`}
+              aria-label={`Task ${n.id}: ${task.title}, ${task.state}${asks ? ', waiting for your approval' : ''}${onPath ? ', on the critical path' : ''}`}
               onClick={() => onSelect(n.id)}
               onKeyDown={onKeyDown(n.id)}
             >
@@ -119,7 +123,7 @@ export function PlanGraph({ tasks, criticalPath, selected, now, onSelect }: Plan
               <rect width={n.width} height={n.height} rx={6} className="jp-AgentPlanner-nodeBox" />
               <rect width={5} height={n.height} rx={2} className="jp-AgentPlanner-nodeStripe" />
               <text x={12} y={16} className="jp-AgentPlanner-nodeId">
-                {n.id} · {task.state}
+                {n.id} · {asks ? 'needs approval' : task.state}
                 {task.attempt > 1 ? ` · try ${task.attempt}` : ''}
               </text>
               <text x={12} y={33} className="jp-AgentPlanner-nodeTitle">

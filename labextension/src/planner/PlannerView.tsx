@@ -1,7 +1,8 @@
 import * as React from 'react';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
-import { ConversationState } from '../conversation';
+import { ConversationState, PendingApproval } from '../conversation';
+import { ApprovalDecision } from '../protocol';
 import { ToolRenderer } from '../registry';
 import { draftFromPlan, PlanDraft, toPlanEdit } from './editModel';
 import { PlannerState } from './model';
@@ -17,6 +18,9 @@ export interface PlannerActions {
   edit(plan: PlanEditBody): void;
   control(action: TaskAction, taskId?: string): void;
   transcript(taskId: string): ConversationState;
+  /** The calls of the tasks waiting for a person's approval, by task id, and a person's answer to one. */
+  approvals(): ReadonlyMap<string, readonly PendingApproval[]>;
+  decide(callId: string, decision: ApprovalDecision): boolean;
   dismissError(): void;
 }
 
@@ -64,6 +68,7 @@ export function PlannerView({ state, actions, rendermime, getRenderer }: Planner
   const controls = planControls(plan);
   const task = selected ? live.find(t => t.id === selected) ?? null : null;
   const finish = expectedFinishText(plan, now);
+  const asking = actions.approvals();
   const select = (id: string) => setSelected(id === selected ? null : id);
 
   return (
@@ -193,7 +198,14 @@ export function PlannerView({ state, actions, rendermime, getRenderer }: Planner
             />
           ) : view === 'graph' ? (
             <>
-              <PlanGraph tasks={live} criticalPath={plan.critical_path} selected={selected} now={now} onSelect={select} />
+              <PlanGraph
+                tasks={live}
+                criticalPath={plan.critical_path}
+                selected={selected}
+                asking={asking}
+                now={now}
+                onSelect={select}
+              />
               <Legend />
             </>
           ) : (
@@ -205,6 +217,8 @@ export function PlannerView({ state, actions, rendermime, getRenderer }: Planner
             plan={plan}
             task={task}
             transcript={actions.transcript(task.id)}
+            approvals={asking.get(task.id) ?? []}
+            onDecide={actions.decide}
             now={now}
             rendermime={rendermime}
             getRenderer={getRenderer}

@@ -1,8 +1,10 @@
 import * as React from 'react';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
+import { Approval } from '../components/Approval';
 import { MessageList } from '../components/MessageList';
-import { ConversationState } from '../conversation';
+import { ConversationState, PendingApproval } from '../conversation';
+import { ApprovalDecision } from '../protocol';
 import { ToolRenderer } from '../registry';
 import { estimateText, taskControls } from './planState';
 import { PlanSnapshot, PlanTask, TaskAction } from './protocol';
@@ -11,6 +13,9 @@ export interface TaskDetailsProps {
   plan: PlanSnapshot;
   task: PlanTask;
   transcript: ConversationState;
+  /** Calls of the task waiting for a person's approval; answered with `onDecide`, as in the chat. */
+  approvals: readonly PendingApproval[];
+  onDecide: (callId: string, decision: ApprovalDecision) => boolean;
   now: number;
   rendermime: IRenderMimeRegistry;
   getRenderer: (toolName: string) => ToolRenderer;
@@ -95,6 +100,9 @@ export function TaskDetails(props: TaskDetailsProps): JSX.Element {
           {task.summary}
         </div>
       )}
+      {props.approvals.map(a => (
+        <Approval key={a.callId} approval={a} onDecide={props.onDecide} />
+      ))}
       <div className="jp-AgentPlanner-taskButtons">
         {button('retry', 'Retry', controls.retry)}
         {button('skip', 'Skip', controls.skip)}

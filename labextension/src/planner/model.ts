@@ -6,10 +6,10 @@
  */
 import { AgentApiError } from '../api';
 import { IAgentClient, ISessionError, ISessionEvents } from '../client';
-import { ConversationState } from '../conversation';
+import { ConversationState, PendingApproval } from '../conversation';
 import { SessionPanelModel } from '../panelModel';
-import { ClientFrame } from '../protocol';
-import { applyPlanEvents, transcriptOf } from './planState';
+import { ApprovalDecision, ClientFrame } from '../protocol';
+import { applyPlanEvents, pendingApprovals, transcriptOf } from './planState';
 import { PlanEditBody, PlannerEvent, PlanSnapshot, TaskAction } from './protocol';
 
 export interface PlannerState {
@@ -47,6 +47,20 @@ export class PlannerModel extends SessionPanelModel<PlannerState> {
   /** Pause, resume or cancel the plan (no task), or retry, skip or cancel one task. */
   control(action: TaskAction, taskId?: string): boolean {
     return this._send({ type: 'task_control', action, ...(taskId ? { task_id: taskId } : {}) });
+  }
+
+  /** Answer a task's approval request (as the chat's approval card does). */
+  decide(callId: string, decision: ApprovalDecision): boolean {
+    return this._send({ type: 'approve', call_id: callId, decision });
+  }
+
+  /** The calls of the plan's tasks waiting for a person's approval, by task id (cached like transcripts). */
+  approvals(): ReadonlyMap<string, readonly PendingApproval[]> {
+    const { taskEvents, plan } = this.state;
+    if (this._approvals?.events !== taskEvents || this._approvals.plan !== plan) {
+      this._approvals = { events: taskEvents, plan, pending: pendingApprovals(taskEvents, plan?.tasks ?? []) };
+    }
+    return this._approvals.pending;
   }
 
   /** A task's transcript, folded like the chat's conversation (cached until more events arrive). */
@@ -171,6 +185,11 @@ export class PlannerModel extends SessionPanelModel<PlannerState> {
   private _load = 0;
   private _sentAt = -Infinity;
   private _transcripts = new Map<string, { events: readonly PlannerEvent[]; state: ConversationState }>();
+  private _approvals: {
+    events: readonly PlannerEvent[];
+    plan: PlanSnapshot | null;
+    pending: ReadonlyMap<string, readonly PendingApproval[]>;
+  } | null = null;
 }
 
 /** Events of a task's turn worth keeping for its transcript. */

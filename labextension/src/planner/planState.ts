@@ -2,7 +2,7 @@
  * Pure plan arithmetic for the planner panel: folding `plan` and `task_update` events into the plan,
  * progress, which controls apply, a task's transcript and the texts shown for times.
  */
-import { ConversationState, EMPTY_CONVERSATION, foldEvents } from '../conversation';
+import { ConversationState, EMPTY_CONVERSATION, foldEvents, PendingApproval } from '../conversation';
 import { AgentEvent } from '../protocol';
 import { PlanSnapshot, PlannerEvent, PlanStatus, PlanTask, planFromEvent, TaskState } from './protocol';
 
@@ -122,6 +122,31 @@ export function transcriptOf(events: readonly PlannerEvent[], taskId: string): C
       return rest as unknown as AgentEvent;
     });
   return foldEvents(EMPTY_CONVERSATION, own);
+}
+
+/**
+ * The calls of the running tasks that wait for a person's approval, by task id (only tasks with some): asked
+ * in the task's current attempt and not answered yet. (Task ids repeat from plan to plan, so only events
+ * since the attempt started count.)
+ */
+export function pendingApprovals(
+  events: readonly PlannerEvent[],
+  tasks: readonly PlanTask[]
+): ReadonlyMap<string, readonly PendingApproval[]> {
+  const running = new Map(tasks.filter(t => t.state === 'running' && !t.replaced).map(t => [t.id, t]));
+  const asked = events.filter(e => {
+    const task = running.get(e.task ?? '');
+    const current = !!task && e.attempt === task.attempt && task.started !== null && e.ts >= task.started;
+    return current && (e.type === 'approval_request' || e.type === 'approval_result');
+  });
+  const pending = new Map<string, readonly PendingApproval[]>();
+  for (const id of new Set(asked.map(e => e.task as string))) {
+    const approvals = transcriptOf(asked, id).approvals;
+    if (approvals.length) {
+      pending.set(id, approvals);
+    }
+  }
+  return pending;
 }
 
 /** Seconds as a short duration: "45 s", "2 min 5 s", "1 h 3 min". */

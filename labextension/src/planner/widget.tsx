@@ -35,6 +35,8 @@ export class PlannerWidget extends ReactWidget {
       edit: plan => model.edit(plan),
       control: (action, taskId) => model.control(action, taskId),
       transcript: taskId => model.transcript(taskId),
+      approvals: () => model.approvals(),
+      decide: (callId, decision) => model.decide(callId, decision),
       dismissError: () => model.dismissError()
     };
   }

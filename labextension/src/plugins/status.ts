@@ -7,10 +7,11 @@ import { IAgentChat } from '../chat';
 import { CommandIDs } from '../commandIds';
 import { StatusItem } from '../components/StatusItem';
 
-/** Status bar item: agent connection, round-trip latency, running tools and the offline model's state. */
+/** Status bar item: agent connection, latency, running tools, the offline model's state and the turn's activity. */
 export const statusPlugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-agent:status',
-  description: "Shows the agent connection, its latency, running tools and the offline model's state in the status bar.",
+  description:
+    "Shows the agent connection, its latency, running tools, the offline model's state and what the agent is doing in the status bar.",
   autoStart: true,
   requires: [IAgentChat, IStatusBar],
   activate: (app: JupyterFrontEnd, chat: IAgentChat, statusBar: IStatusBar): void => {
@@ -36,6 +37,7 @@ class AgentStatusWidget extends ReactWidget {
       latency: client.latency,
       runningTools: model.runningTools,
       localModel: this._chat.localModel.status,
+      activity: model.state.running ? model.state.activity : null,
       onClick: this._open
     });
   }
