@@ -153,3 +153,78 @@ async def test_an_approval_is_answered_only_by_someone_allowed_to_run_the_tool(
     frames = await owner_ws.until_type("done", "error")
     assert results(frames)["s1"]["ok"]
     assert (jp_root_dir / "out.txt").read_text().strip() == "approved"
+
+
+async def test_every_route_for_each_person_on_a_private_session_and_then_a_shared_one(people) -> None:
+    """The table of the closing note: every REST route and the WebSocket, for each person."""
+    owner = people["owner"]
+    private = await owner.new_session("private")
+    routes: list[tuple[str, tuple[str, ...], Any]] = [
+        ("GET", ("health",), None),
+        ("GET", ("tools",), None),
+        ("GET", ("sessions",), None),
+        ("POST", ("sessions",), {"title": "t"}),
+        ("GET", ("sessions", "{s}"), None),
+        ("PATCH", ("sessions", "{s}"), {"title": "renamed"}),
+        ("GET", ("sessions", "{s}", "events"), None),
+        ("GET", ("sessions", "{s}", "plan"), None),
+        ("GET", ("sessions", "{s}", "files", "restore"), None),
+        ("POST", ("sessions", "{s}", "files", "restore"), {"path": "nothing.txt"}),
+        ("GET", ("sessions", "{s}", "browser"), None),
+        ("POST", ("transcribe",), {}),
+        ("GET", ("audit",), None),
+    ]
+
+    async def table(session: str) -> dict[str, tuple[int, ...]]:
+        rows = {}
+        for method, parts, body in routes:
+            path = tuple(p.replace("{s}", session) for p in parts)
+            statuses = [(await people[n].request(method, *path, body=body))[0] for n in PEOPLE]
+            rows[f"{method} /api/agent/{'/'.join(parts)}"] = tuple(statuses)
+        outcomes = []
+        for name in PEOPLE:
+            _, meta = await owner.request("GET", "sessions", session)
+            try:
+                ws = await people[name].connect(session, after=meta["last_seq"])  # only what follows
+            except Exception as err:
+                outcomes.append("404" if "404" in str(err) else repr(err))
+                continue
+            await ws.send(type="prompt", text="hello")
+            frame = (await ws.until(lambda f: f["type"] in ("error", "done")))[-1]
+            outcomes.append("refused" if frame["type"] == "error" and "seq" not in frame else "ran")
+        rows["WS prompt"] = tuple(outcomes)
+        return rows
+
+    before = await table(private)
+    await owner.request("PATCH", "sessions", private, body={"shared": True}, expect=200)
+    after = await table(private)
+    print("\nroute | owner, collaborator, reader | private session | shared session")
+    for route in before:
+        print(f"{route} | {before[route]} | {after[route]}")
+
+    assert before == {
+        "GET /api/agent/health": (200, 200, 200),
+        "GET /api/agent/tools": (200, 200, 200),
+        "GET /api/agent/sessions": (200, 200, 200),
+        "POST /api/agent/sessions": (201, 201, 403),
+        "GET /api/agent/sessions/{s}": (200, 404, 404),
+        "PATCH /api/agent/sessions/{s}": (200, 404, 403),
+        "GET /api/agent/sessions/{s}/events": (200, 404, 404),
+        "GET /api/agent/sessions/{s}/plan": (404, 404, 404),  # the owner's: no plan yet
+        "GET /api/agent/sessions/{s}/files/restore": (200, 404, 404),
+        "POST /api/agent/sessions/{s}/files/restore": (404, 404, 403),  # the owner's: no backup
+        "GET /api/agent/sessions/{s}/browser": (200, 404, 404),
+        "POST /api/agent/transcribe": (400, 400, 403),  # no audio sent
+        "GET /api/agent/audit": (200, 403, 403),
+        "WS prompt": ("ran", "404", "404"),
+    }
+    assert after == {
+        **before,
+        "GET /api/agent/sessions/{s}": (200, 200, 200),
+        "PATCH /api/agent/sessions/{s}": (200, 200, 403),
+        "GET /api/agent/sessions/{s}/events": (200, 200, 200),
+        "GET /api/agent/sessions/{s}/files/restore": (200, 200, 200),
+        "POST /api/agent/sessions/{s}/files/restore": (404, 404, 403),
+        "GET /api/agent/sessions/{s}/browser": (200, 200, 200),
+        "WS prompt": ("ran", "ran", "refused"),
+    }
