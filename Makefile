@@ -54,6 +54,8 @@ chromium:
 
 test: install-test chromium
 	$(BIN)/ruff check jupyter_agent tests benchmarks
+	$(BIN)/ruff format --check jupyter_agent tests benchmarks
+	cd labextension && npx jest --silent
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install-test

@@ -140,7 +140,8 @@ def compose_engine(
     from jupyter_agent.tools.base import ToolContext
 
     redactor = Redactor.for_settings(settings, None, *secrets)
-    redact_logs(redactor)
+    # Ours, and in the server the ServerApp's and tornado's (tracebacks of failed requests, warnings).
+    redact_logs(redactor, also=("ServerApp", "JupyterAgent", "tornado.application", "tornado.general"))
     llm = make_llm(settings)
     llm.redactor = redactor
     local_model = embedded_model(llm, settings)

@@ -211,3 +211,14 @@ def test_should_hide_secrets_in_log_messages_and_tracebacks_of_the_agent_loggers
 
     assert "connecting with [SECRET_" in caplog.text and "Traceback" in caplog.text
     assert AWS_KEY not in caplog.text and GITHUB_TOKEN not in caplog.text
+
+
+def test_should_hide_secrets_in_the_jupyter_servers_own_log_records_too(caplog):
+    redact_logs(Redactor(), also=("ServerApp", "tornado.application"))
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("ServerApp").warning("a request failed with %s", AWS_KEY)
+        logging.getLogger("tornado.application").error("Uncaught exception: key %s", GITHUB_TOKEN)
+        logging.getLogger("someone.else").info("untouched %s", "plain text")
+
+    assert AWS_KEY not in caplog.text and GITHUB_TOKEN not in caplog.text
+    assert "a request failed with [SECRET_" in caplog.text and "untouched plain text" in caplog.text

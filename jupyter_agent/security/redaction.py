@@ -524,13 +524,19 @@ LOGGER = "jupyter_agent"
 _log_filter: LogRedaction | None = None
 
 
-def redact_logs(redactor: Redactor) -> None:
-    """Pass every record of the ``jupyter_agent`` loggers through ``redactor`` (the latest call's wins).
+#: Loggers whose records are redacted (by their first dotted part, or whole name): ours, and the server's.
+_redacted_loggers: set[str] = {LOGGER}
+
+
+def redact_logs(redactor: Redactor, also: tuple[str, ...] = ()) -> None:
+    """Pass every record of the ``jupyter_agent`` loggers (and of the loggers named in ``also``, with their
+    children) through ``redactor`` (the latest call's wins).
 
     Filters on a logger do not apply to its children's records, so the filter runs where records are made
-    (the log record factory), for ours only: loggers created later are covered too.
+    (the log record factory), for those loggers only: loggers created later are covered too.
     """
     global _log_filter
+    _redacted_loggers.update(also)
     if _log_filter is not None:
         _log_filter.redactor = redactor
         return
@@ -539,7 +545,8 @@ def redact_logs(redactor: Redactor) -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = make(*args, **kwargs)
-        if record.name == LOGGER or record.name.startswith(LOGGER + "."):
+        root = record.name.split(".", 1)[0]
+        if root in _redacted_loggers or record.name in _redacted_loggers:
             active.filter(record)
         return record
 
