@@ -280,7 +280,9 @@ def test_provider_errors_are_shown_plainly(kernel, llm):
 
 def test_missing_model_is_explained(kernel, llm):
     try:
-        assert kernel.run("import os\n_saved = os.environ.pop('JUPYTER_AGENT_MODEL')").status == "ok"
+        # No model, and no embedded one either, whatever this machine installed.
+        setup = "import os\n_saved = os.environ.pop('JUPYTER_AGENT_MODEL')\nos.environ['JUPYTER_AGENT_LOCAL_MODEL'] = 'none'"
+        assert kernel.run(setup).status == "ok"
         done = kernel.run("%%agent\nhello")
         assert "No model is configured" in done.stream("stderr")
         assert "JUPYTER_AGENT_MODEL" in done.stream("stderr")
@@ -288,7 +290,9 @@ def test_missing_model_is_explained(kernel, llm):
         done = kernel.run("%%agent --model openai/scripted\nhello")  # a model named per request works
         assert done.shown("text/markdown")[-1] == "OK"
     finally:
-        kernel.run("os.environ['JUPYTER_AGENT_MODEL'] = _saved")
+        kernel.run(
+            "os.environ['JUPYTER_AGENT_MODEL'] = _saved\nos.environ.pop('JUPYTER_AGENT_LOCAL_MODEL', None)"
+        )
 
 
 def test_bad_options_and_config(kernel, llm):
