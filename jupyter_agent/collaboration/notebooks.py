@@ -3,18 +3,24 @@
 Each edit is one transaction on the YNotebook with the agent's origin. Sources are changed in place with
 granular text edits (``set_cell(source=...)``), never by replacing the cell, so a collaborator's cursor and
 their concurrent edits elsewhere survive.
+
+An edit gives the cell's whole new source, written from the source the agent last saw (read, inserted or
+edited). When a person has changed the cell since, only the agent's changes to what it saw are applied to
+the live text (a three-way merge), so the person's typing elsewhere in the cell is kept; if both changed the
+same text the edit is refused with the cell's current source, so the agent can read it and try again.
 """
 
 from __future__ import annotations
 
 import uuid
+from difflib import SequenceMatcher
 from typing import Any
 
 from jupyter_ydoc import YNotebook
 from pycrdt import Map
 
 from jupyter_agent.collaboration.documents import DocumentProvider, agent_transaction
-from jupyter_agent.errors import BadRequest, NotFound
+from jupyter_agent.errors import BadRequest, NotFound, ToolError
 
 CELL_TYPES = ("code", "markdown", "raw")
 
@@ -50,11 +56,40 @@ def output_text(output: dict[str, Any], limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit] + " [...]"
 
 
+def merge_source(base: str, current: str, new: str) -> str | None:
+    """Apply the changes from ``base`` to ``new`` onto ``current`` (which others changed from ``base``).
+
+    Line by line, as ``git merge`` does: None when the agent changed a line that was changed in ``current``.
+    """
+    old_lines, live, wanted = (s.splitlines(keepends=True) for s in (base, current, new))
+    blocks = SequenceMatcher(None, old_lines, live, autojunk=False).get_matching_blocks()
+
+    def unchanged(i1: int, i2: int) -> int | None:
+        # Where lines i1:i2 of base are in current, if nobody else changed them (or where to insert, if i1 == i2).
+        for a, b, size in blocks:
+            if a <= i1 and i2 <= a + size and (size or i1 == i2 == a):
+                return b + (i1 - a)
+        return None
+
+    edits = []
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, old_lines, wanted, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        at = unchanged(i1, i2)
+        if at is None:
+            return None
+        edits.append((at, at + (i2 - i1), wanted[j1:j2]))
+    for start, end, lines in reversed(edits):
+        live[start:end] = lines
+    return "".join(live)
+
+
 class NotebookEditor:
     """Cell-level operations on live notebooks, by path and cell id."""
 
     def __init__(self, documents: DocumentProvider) -> None:
         self.documents = documents
+        self._seen: dict[tuple[str, str], str] = {}  # (path, cell id) -> the source the agent last saw
 
     async def read(self, path: str) -> dict[str, Any]:
         nb = await self.documents.notebook(path)
@@ -71,6 +106,7 @@ class NotebookEditor:
                 entry["execution_count"] = _int_or_none(cell.get("execution_count"))
                 entry["outputs"] = [output_text(o) for o in cell.get("outputs") or []]
             cells.append(entry)
+            self._seen[(path, str(entry["id"]))] = str(entry["source"])
         kernel = notebook_kernel_name(nb)
         return {"path": path, "kernel": kernel, "cells": cells}
 
@@ -95,14 +131,27 @@ class NotebookEditor:
             cell.update(outputs=[], execution_count=None)
         with agent_transaction(nb):
             nb.ycells.insert(index, nb.create_ycell(cell))
+        self._seen[(path, cell["id"])] = source
         await self.documents.saved(path)
         return {"path": path, "cell_id": cell["id"], "index": index}
 
     async def edit_cell(self, path: str, cell_id: str, source: str) -> dict[str, Any]:
         nb = await self.documents.notebook(path)
         index = find_cell(nb, cell_id)
+        current = str(nb.ycells[index]["source"])
+        base = self._seen.get((path, cell_id))
+        if base is not None and base != current:
+            merged = merge_source(base, current, source)
+            if merged is None:
+                self._seen[(path, cell_id)] = current
+                raise ToolError(
+                    f"cell {cell_id} was changed by someone else where you edited it; it is now:\n{current}\n"
+                    "Edit it again, starting from this source."
+                )
+            source = merged
         with agent_transaction(nb):
             nb.set_cell(index, source=source)
+        self._seen[(path, cell_id)] = source
         await self.documents.saved(path)
         return {"path": path, "cell_id": cell_id, "index": index}
 
@@ -111,6 +160,7 @@ class NotebookEditor:
         index = find_cell(nb, cell_id)
         with agent_transaction(nb):
             del nb.ycells[index]
+        self._seen.pop((path, cell_id), None)
         await self.documents.saved(path)
         return {"path": path, "cell_id": cell_id, "index": index}
 

@@ -16,27 +16,50 @@ PATH = {
 CELL_ID = {"type": "string", "description": "The cell's id, as notebook_read shows it"}
 
 
+READ_BUDGET = 14_000  # characters per notebook_read: under the engine's cut of a tool's text (16,000)
+
+
 @tool(
     "notebook_read",
-    "Read a notebook: every cell with its id, type, source, execution count and a short form of its outputs.",
-    object_schema(["path"], path=PATH),
+    "Read a notebook: every cell with its id, type, source, execution count and a short form of its outputs. "
+    "A long notebook is read in parts: the result says which start to read the next part from.",
+    object_schema(
+        ["path"],
+        path=PATH,
+        start={
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "description": "First cell index to show (default 0)",
+        },
+    ),
     timeout=30,
     permission=("contents", "read"),
 )
-async def notebook_read(ctx: ToolContext, path: str) -> ToolResult:
+async def notebook_read(ctx: ToolContext, path: str, start: int | None = None) -> ToolResult:
     content = await ctx.service("notebooks").read(path)
-    lines = [
-        f"Notebook {content['path']} (kernel: {content['kernel'] or 'default'}), {len(content['cells'])} cells:"
-    ]
-    for cell in content["cells"]:
+    cells = content["cells"]
+    start = min(max(start or 0, 0), len(cells))
+    lines = [f"Notebook {content['path']} (kernel: {content['kernel'] or 'default'}), {len(cells)} cells:"]
+    size = len(lines[0])
+    end = start
+    for cell in cells[start:]:
         head = f"--- cell {cell['index']} id={cell['id']} type={cell['cell_type']}"
         if cell["cell_type"] == "code":
             head += f" execution_count={cell['execution_count']}"
-        lines.append(head)
-        lines.append(cell["source"])
-        for out in cell.get("outputs", []):
-            lines.append(f"[output] {out}")
-    return ToolResult("\n".join(lines), data={"path": content["path"], "cells": len(content["cells"])})
+        part = [head, cell["source"], *(f"[output] {out}" for out in cell.get("outputs", []))]
+        part_size = sum(len(line) + 1 for line in part)
+        if end > start and size + part_size > READ_BUDGET:
+            break
+        lines.extend(part)
+        size += part_size
+        end += 1
+    if end < len(cells):
+        lines.append(
+            f"[shown: cells {start} to {end - 1} of {len(cells)}; "
+            f"call notebook_read with start={end} for the next cells]"
+        )
+    data = {"path": content["path"], "cells": len(cells), "start": start, "end": end}
+    return ToolResult("\n".join(lines), data=data)
 
 
 @tool(
