@@ -80,7 +80,9 @@ class Budgets:
             recent.append(now)
 
     def observe(self, event: dict[str, Any]) -> None:
-        """Count a ``usage`` event against the person whose prompt started its turn."""
+        """Count a ``usage`` event against the person whose prompt started its turn (when a limit is set)."""
+        if not (self.tokens_per_day or self.cost_per_day):
+            return  # nothing to count against: no store write per model call
         kind, turn = event.get("type"), event.get("turn")
         if kind == "message" and event.get("role") == "user" and isinstance(turn, str):
             self._turn_users[turn] = (event.get("user") or {}).get("username") or ANONYMOUS

@@ -85,13 +85,13 @@ class Session:
         self._manager = manager
         self._subscribers: list[Subscriber] = []
         self._access_listeners: list[Subscriber] = []  # told when this process starts or stops writing
-        self._approval_tools: dict[str, str] = {}  # call id -> the tool a pending approval is about
         self._history: Transcript | None = None
         self._queue: deque[Turn] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._current: asyncio.Task[TurnResult] | None = None
         self._current_turn: Turn | None = None
-        self._approvals: dict[str, tuple[asyncio.Future[str], Turn]] = {}  # by call id, with the asking turn
+        # By call id: the decision to come, the turn that asked and the tool it asks about.
+        self._approvals: dict[str, tuple[asyncio.Future[str], Turn, str]] = {}
         self.policy: dict[str, str] = {}  # per-session "always allow" decisions
 
     @property
@@ -312,8 +312,7 @@ class Session:
     async def request_approval(self, turn: Turn, call_id: str, name: str, arguments: Any, reason: str) -> str:
         """Ask the people in this session about one call and wait for a decision (or the time limit)."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._approvals[call_id] = (future, turn)
-        self._approval_tools[call_id] = name
+        self._approvals[call_id] = (future, turn, name)
         turn.emit("tool_status", call_id=call_id, status="waiting_approval")
         turn.emit("approval_request", call_id=call_id, name=name, arguments=arguments, reason=reason)
         timeout = self._manager.approval_timeout
@@ -328,7 +327,6 @@ class Session:
             ) from None
         finally:
             self._approvals.pop(call_id, None)
-            self._approval_tools.pop(call_id, None)
         if decision == "always":
             self.policy[name] = "allow"
         return decision
@@ -336,7 +334,7 @@ class Session:
     def pending_tool(self, call_id: str) -> str | None:
         """The tool a pending approval asks about (None when no approval waits for ``call_id``)."""
         pending = self._approvals.get(call_id)
-        return None if pending is None or pending[0].done() else self._approval_tools.get(call_id)
+        return None if pending is None or pending[0].done() else pending[2]
 
     def approve(self, call_id: str, decision: str, user: dict[str, Any] | None = None) -> None:
         self._check_writable()
@@ -345,7 +343,7 @@ class Session:
         pending = self._approvals.get(call_id)
         if pending is None or pending[0].done():
             raise NotFound(f"no approval is waiting for call {call_id!r}")
-        future, turn = pending
+        future, turn, _name = pending
         future.set_result(decision)
         # From the turn that asked: a plan task's answer carries its task, as its request did.
         turn.emit("approval_result", call_id=call_id, decision=decision, user=user)
