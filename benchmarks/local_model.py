@@ -7,6 +7,13 @@ speed, then totals. The assembled GGUF is kept in ``<jupyter data dir>/agent/mod
 
     python benchmarks/local_model.py                        # the default model (qwen2.5-coder-1.5b)
     python benchmarks/local_model.py --model qwen2.5-coder-0.5b --tasks 3
+    python benchmarks/local_model.py --speed                # decode rates and a fresh process's first token
+
+``--speed`` measures the model server alone: the decode rate of plain text and of a schema-constrained answer
+(the agent's ``response_format``), as llama.cpp's server reports them, and the first token of a fresh Python
+process running one agent step through litellm in three situations: no model server running and no saved
+prompt state (what every fresh process paid before), no server but the prompt state saved, and a model server
+already running (shared).
 """
 
 from __future__ import annotations
@@ -205,6 +212,169 @@ def wait_ready(srv: JupyterServer, timeout: float) -> dict[str, Any]:
         time.sleep(0.5)
 
 
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "notebook_insert_cell",
+            "description": "Insert a new cell into a notebook. Returns its id.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string"},
+                    "source": {"type": "string"},
+                    "cell_type": {"type": "string", "enum": ["code", "markdown"]},
+                },
+                "required": ["path", "source"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "file_read",
+            "description": "Read a text file in the workspace.",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}},
+                "required": ["path"],
+            },
+        },
+    },
+]
+
+#: A fresh process: one agent step (the local adapter's real prompt and schema, through litellm) on the shared
+#: model server; prints when it started, when the request went out and when the first token came.
+FRESH = """
+import time
+started = time.time()
+import asyncio, json, os, sys
+from pathlib import Path
+from jupyter_agent.engine.llm import LLMClient, StreamHandlers
+from jupyter_agent.local_model.server import configure
+TOOLS = json.loads(sys.argv[3])
+llm = LLMClient(model="", retries=0, request_timeout=600)
+server = configure(llm, sys.argv[1], Path(sys.argv[2]))
+marks = {"started": started}
+def token(text):  # the first character of the answer the user sees
+    marks.setdefault("first_token", time.time())
+from jupyter_agent.local_model.adapter import LocalCall
+on_chunk = LocalCall.on_chunk
+def first_chunk(call, chunk):  # the model's first token (the answer's JSON starts)
+    marks.setdefault("first_chunk", time.time())
+    on_chunk(call, chunk)
+LocalCall.on_chunk = first_chunk
+async def main():
+    await asyncio.wrap_future(server.start())
+    marks["ready"] = time.time()
+    await llm.stream([{"role": "user", "content": "Say hello."}], TOOLS, StreamHandlers(on_token=token),
+                     tool_choice="none", max_tokens=48)
+    marks["done"] = time.time()
+asyncio.run(main())
+marks["shared"] = server.shared
+server.stop()
+print(json.dumps(marks))
+"""
+
+
+def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=900) as response:
+        return json.load(response)
+
+
+def decode_rates(url: str, tokens: int, runs: int) -> tuple[list[float], list[float]]:
+    """Plain and constrained decode rates (tokens/s, from the server's timings) for the same kind of answer."""
+    from jupyter_agent.local_model.adapter import response_schema
+
+    ask = "Explain in detail, in three paragraphs, what a Python decorator is and when to use one."
+    plain, constrained = [], []
+    for run in range(runs):
+        messages = [{"role": "user", "content": f"{ask} (take {run})"}]
+        body = {"messages": messages, "max_tokens": tokens, "temperature": 0, "ignore_eos": True}
+        plain.append(_post(f"{url}/chat/completions", body)["timings"]["predicted_per_second"])
+        schema = {"anyOf": [b for b in response_schema(TOOLS)["anyOf"] if "final_answer" in json.dumps(b)]}
+        body = {**body, "response_format": {"type": "json_object", "schema": schema}}
+        body.pop("ignore_eos")  # the schema ends the answer; a long text keeps it going
+        messages[0]["content"] += " Answer with final_answer."
+        constrained.append(_post(f"{url}/chat/completions", body)["timings"]["predicted_per_second"])
+    return plain, constrained
+
+
+def fresh_process(model: str, models: Path, env: dict[str, str]) -> dict[str, Any]:
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", FRESH, model, str(models), json.dumps(TOOLS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    marks = json.loads(out.strip().splitlines()[-1])
+    return {
+        "shared": marks["shared"],
+        "process_to_first_token_s": round(marks["first_token"] - marks["started"], 2),
+        "request_to_first_token_s": round(marks["first_token"] - marks["ready"], 2),
+        "server_ready_s": round(marks["ready"] - marks["started"], 2),
+        "request_to_first_model_token_s": round(marks["first_chunk"] - marks["ready"], 2),
+    }
+
+
+def measure_speed(args: argparse.Namespace) -> None:
+    import shutil
+    import tempfile
+
+    from jupyter_agent.local_model.registry import get_spec
+    from jupyter_agent.local_model.server import LocalModelServer
+
+    models = Path(jupyter_data_dir()) / "agent" / "models"  # keep the assembled GGUF between runs
+    runtime = Path(tempfile.mkdtemp(prefix="agent-bench-runtime-"))
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime), "JUPYTER_DATA_DIR": str(models.parent.parent)}
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    spec = get_spec(args.model)
+    server = LocalModelServer(spec, models, runtime_dir=runtime)
+    if not server.available:
+        sys.exit(f"cannot run: {server.error}")
+    server.start().result()
+    print(f"model {args.model} on {server.runtime}, {server.threads} threads")
+    plain, constrained = decode_rates(server.url, args.speed_tokens, args.speed_runs)
+    ratio = statistics.median(constrained) / statistics.median(plain)
+    print(
+        f"decode: plain {statistics.median(plain):.1f} tok/s {[round(x, 1) for x in plain]}, constrained "
+        f"{statistics.median(constrained):.1f} tok/s {[round(x, 1) for x in constrained]} ({ratio:.0%} of plain)"
+    )
+    server.stop()
+
+    results = {}
+    shutil.rmtree(models / "slots", ignore_errors=True)  # nothing saved: as before
+    results["cold (no server, nothing saved)"] = fresh_process(args.model, models, env)
+    results["fresh server, saved prompt state"] = fresh_process(args.model, models, env)
+    keeper = LocalModelServer(spec, models, runtime_dir=runtime)  # another client keeps a server running
+    keeper.start().result()
+    try:
+        fresh_process(args.model, models, env)  # its first client's step puts the prompt in its cache
+        results["shared server already running"] = fresh_process(args.model, models, env)
+    finally:
+        keeper.stop()
+    for name, result in results.items():
+        print(
+            f"fresh process, {name}: first token {result['process_to_first_token_s']:.2f} s after the process "
+            f"started, {result['request_to_first_token_s']:.2f} s after the model server was ready "
+            f"(its first token after {result['request_to_first_model_token_s']:.2f} s; ready after "
+            f"{result['server_ready_s']:.2f} s, shared={result['shared']})"
+        )
+    shutil.rmtree(runtime, ignore_errors=True)
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"model": args.model, "plain": plain, "constrained": constrained, "fresh": results})
+        )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -215,7 +385,13 @@ async def main() -> None:
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per task")
     parser.add_argument("--json", default="", help="also write the results to this file")
+    parser.add_argument("--speed", action="store_true", help="measure decode rates and fresh-process start")
+    parser.add_argument("--speed-tokens", type=int, default=96, help="tokens per decode measurement")
+    parser.add_argument("--speed-runs", type=int, default=2, help="decode measurements of each kind")
     args = parser.parse_args()
+    if args.speed:
+        measure_speed(args)
+        return
     tasks = [t for t in TASKS if t.name in args.only.split(",")] if args.only else TASKS[: args.tasks]
     config = {
         "JupyterAgent": {

@@ -2,7 +2,8 @@
 
 binder/postBuild installs this file as ``<environment>/etc/jupyter/jupyter_server_config.py``, where the
 Jupyter server reads it, and so do the agent's magics, kernel and CLI. The model's thread count follows the
-pod's CPU quota by itself (mybinder.org: 1 CPU, however many cores the machine shows).
+pod's CPU quota by itself (mybinder.org: 1 CPU, however many cores the machine shows), and llama.cpp's prompt
+cache takes an eighth of the pod's memory limit (2 GB: 238 MiB).
 """
 
 c = get_config()  # noqa: F821  (the config loader provides get_config)

@@ -15,9 +15,9 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
-    from jupyter_agent.app import JupyterAgent
+    from jupyter_agent.app import AgentExtension
 
-    return [{"module": "jupyter_agent", "app": JupyterAgent}]
+    return [{"module": "jupyter_agent", "app": AgentExtension}]
 
 
 def load_ipython_extension(ipython: Any) -> None:

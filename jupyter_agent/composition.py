@@ -72,6 +72,7 @@ class Engine:
 def make_llm(settings: Any) -> LLMClient:
     """The model client, with litellm imported and warmed in a worker thread (nothing waits for it)."""
     from jupyter_agent.engine.llm import LLMClient
+    from jupyter_agent.engine.router import preload_validation
 
     llm = LLMClient(
         model=settings.model,
@@ -84,6 +85,7 @@ def make_llm(settings: Any) -> LLMClient:
         vision=settings.vision,
     )
     llm.preload()
+    preload_validation()  # the tool calls' validator (jsonschema) loads meanwhile too
     return llm
 
 

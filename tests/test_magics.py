@@ -137,11 +137,17 @@ def kernel(tmp_path_factory, scripted_llm_server):
     stop_kernel(k)
 
 
-def test_load_ext_is_fast_and_imports_nothing_heavy(kernel):
+def test_load_ext_returns_at_once_and_warms_up_in_the_background(kernel):
     assert kernel.loaded.status == "ok", kernel.loaded.reply["content"]
-    millis, litellm, engine, jsonschema = kernel.loaded.stream().split()
-    assert (litellm, engine, jsonschema) == ("False", "False", "False")
-    assert float(millis) < 500
+    # With no request yet, litellm and the engine load in daemon threads (benchmarks/fresh_process.py
+    # measures what this saves the first request).
+    warmed = kernel.run(
+        "import threading\n"
+        "for _t in threading.enumerate():\n"
+        "    if _t.name.startswith(('jupyter-agent-warm-up', 'litellm-import')): _t.join(60)\n"
+        "print('litellm' in sys.modules, 'jupyter_agent.engine.loop' in sys.modules, 'jsonschema' in sys.modules)"
+    )
+    assert warmed.stream().split() == ["True", "True", "True"], warmed.stream()
 
 
 def test_agent_cell_streams_the_answer_progressively(kernel, llm):
@@ -297,11 +303,27 @@ def test_missing_model_is_explained(kernel, llm):
 
 def test_bad_options_and_config(kernel, llm):
     assert "unknown option --fast" in kernel.run("%%agent --fast\nhi").stream("stderr")
+    refused = kernel.run("%%agent --model\nhi").stream("stderr")
+    assert "--model: expected one argument" in refused and "Usage: %agent [--model M]" in refused
+    assert "unexpected text on the %%agent line" in kernel.run("%%agent --plan now\nhi").stream("stderr")
     shown = kernel.run("%agent_config model=openai/other session=analysis").stream()
     assert "model: openai/other" in shown and "session: analysis" in shown
     shown = kernel.run("%agent_config reset").stream()
     assert "model: openai/scripted" in shown
     assert llm.requests == []
+
+
+def test_agent_help_shows_every_option(kernel):
+    page = kernel.run("%agent?").reply["content"]["payload"][0]["data"]["text/plain"]
+    for option in ("--model M", "--session NAME", "--no-run", "--plan", "--yes, -y", "--cells"):
+        assert option in page
+
+
+def test_a_one_line_request_reaches_the_model_as_written_after_its_options(kernel, llm):
+    llm.script(Reply(text="noted"))
+    kernel.run('%agent --session one-line --no-run what\'s in   "df"? -- see --plan')
+    texts = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "user"]
+    assert texts == ['what\'s in   "df"? -- see --plan']
 
 
 def test_named_sessions_keep_their_conversation(kernel, llm):

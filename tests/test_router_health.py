@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
-from jupyter_agent.engine.health import CircuitBreaker
 from jupyter_agent.engine.router import ToolRouter
 from jupyter_agent.engine.types import ToolCall
 from jupyter_agent.store import Store
@@ -50,25 +50,44 @@ def test_failing_tool_falls_back_and_says_so(tmp_path):
 
 
 def test_circuit_opens_after_repeated_failures_then_half_opens(tmp_path):
-    now = [1000.0]
     calls: list[str] = []
-    router = ToolRouter(make_tools(calls), breaker_threshold=2, breaker_cooldown=30)
-    router.breakers["fetch_rich"] = CircuitBreaker(threshold=2, cooldown=30, clock=lambda: now[0])
+    router = ToolRouter(make_tools(calls), breaker_threshold=2, breaker_cooldown=0.3)
     for _ in range(2):
         asyncio.run(router.call(call("fetch_rich", url="u"), ctx(tmp_path)))
     assert router.breakers["fetch_rich"].state == "open"
     calls.clear()
     result = asyncio.run(router.call(call("fetch_rich", url="u"), ctx(tmp_path)))
     assert calls == ["plain"] and result.ok  # the broken tool is not even tried while open
+    assert "fetch_rich failed (fetch_rich is disabled for 1 s after repeated failures)" in result.text
     assert any("fetch_rich" in note for note in router.degraded())
     described = {t["name"]: t for t in router.describe()}
     assert described["fetch_rich"]["stats"]["circuit"] == "open"
-    now[0] += 31
-    assert router.breakers["fetch_rich"].state == "half_open"
+    wait_for(lambda: router.breakers["fetch_rich"].state == "half_open")  # the cool-down is over
     calls.clear()
     asyncio.run(router.call(call("fetch_rich", url="u"), ctx(tmp_path)))
     assert calls == ["rich", "plain"]  # one trial call, which failed: open again
     assert router.breakers["fetch_rich"].state == "open"
+
+
+def test_a_trial_call_that_works_closes_the_circuit(tmp_path):
+    calls: list[str] = []
+    tools = make_tools(calls)
+    router = ToolRouter(tools, breaker_threshold=1, breaker_cooldown=0.3)
+    asyncio.run(router.call(call("fetch_rich", url="u"), ctx(tmp_path)))
+    assert router.breakers["fetch_rich"].state == "open"
+    wait_for(lambda: router.breakers["fetch_rich"].state == "half_open")
+    router.register(make_tools(calls, primary_fails=False)[0])  # the service is back (same breaker)
+    calls.clear()
+    result = asyncio.run(router.call(call("fetch_rich", url="u"), ctx(tmp_path)))
+    assert result.ok and calls == ["rich"]
+    assert router.breakers["fetch_rich"].state == "closed" and router.degraded() == []
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 
 
 def test_model_mistakes_do_not_open_the_circuit(tmp_path):

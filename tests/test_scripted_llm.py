@@ -346,6 +346,17 @@ async def test_first_chunk_times_are_aligned_with_requests(llm: ScriptedLLM) -> 
 
 
 @pytest.mark.asyncio
+async def test_last_chunk_times_say_when_each_stream_ended(llm: ScriptedLLM) -> None:
+    llm.script(Reply(text="a b c"), Fail(500))
+    await _collect(llm)
+    with pytest.raises(litellm.InternalServerError):
+        await _collect(llm)
+    first, last = llm.first_chunk_times, llm.last_chunk_times
+    assert len(last) == 2 and math.isnan(last[1])
+    assert first[0] < last[0]  # several chunks, then [DONE]
+
+
+@pytest.mark.asyncio
 async def test_transcription_endpoint(llm: ScriptedLLM) -> None:
     llm.script_transcription(Transcript("hello from audio"))
     audio = io.BytesIO(b"RIFF....WAVEfmt ")

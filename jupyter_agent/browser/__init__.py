@@ -90,6 +90,30 @@ class BrowserConfig:
         )
 
 
+class BrowserOnFirstUse:
+    """A process's browser, started by the first tool that needs it: Playwright is not even imported before.
+
+    For the kernel and the CLI, where most turns never open a page. ``policy`` (what ``web_fetch`` checks)
+    needs no browser; anything else builds the :class:`~jupyter_agent.browser.service.BrowserService`.
+    """
+
+    def __init__(self, config: BrowserConfig) -> None:
+        self.config = config
+        self.policy = config.url_policy()
+        self._service: Any = None
+
+    def __getattr__(self, name: str) -> Any:  # only for what this class does not define itself
+        if self._service is None:
+            from jupyter_agent.browser.service import BrowserService
+
+            self._service = BrowserService(self.config)
+        return getattr(self._service, name)
+
+    async def close(self) -> None:
+        if self._service is not None:
+            await self._service.close()
+
+
 def __getattr__(name: str) -> Any:
     if name in ("BrowserCrashed", "BrowserUnavailable"):
         from jupyter_agent.browser import contexts

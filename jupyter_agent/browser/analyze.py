@@ -2,8 +2,7 @@
 
 These functions know Playwright pages but nothing of sessions, pools or caches (see ``contexts`` and
 ``service``). The in-page probes behind ``browser_analyze`` (metadata, performance timings, accessibility
-findings) are small scripts; :func:`analyze_page` runs them and the screenshot at the same time. In markdown,
-tables become markdown tables (a header separator after the first row, pipes in cells escaped).
+findings) are small scripts; :func:`analyze_page` runs them and the screenshot at the same time.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import asyncio
 import base64
 import re
 import time
-from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
@@ -24,159 +22,54 @@ if TYPE_CHECKING:  # Playwright is optional: the HTML helpers here work without 
     from playwright.async_api import CDPSession, Locator, Page
 
 FORMATS = ("markdown", "text", "links")
-_SKIP = {"script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "select"}
-_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-_BLOCK = {
-    *("address", "article", "aside", "blockquote", "dd", "details", "dialog", "div", "dl", "dt", "fieldset"),
-    *("figcaption", "figure", "footer", "form", "header", "hr", "li", "main", "nav", "ol", "p", "pre"),
-    *("section", "summary", "table", "tr", "ul", "h1", "h2", "h3", "h4", "h5", "h6", "br"),
-}
-_ONLY_MARKERS = re.compile(r"[\s\-#*_`|]*(\d+\.)?[\s\-#*_`|]*")  # a list bullet or emphasis around nothing
-_INLINE_MD = {"strong": "**", "b": "**", "em": "_", "i": "_", "code": "`"}
-
-
-class _HtmlReader(HTMLParser):
-    """A forgiving HTML walker that keeps readable text, as plain text or light markdown, and the links."""
-
-    def __init__(self, base_url: str, markdown: bool) -> None:
-        super().__init__(convert_charrefs=True)
-        self.base_url, self.markdown = base_url, markdown
-        self.title, self.links = "", []
-        self._lines: list[str] = []
-        self._buf: list[str] = []
-        self._skip = 0
-        self._pre = 0
-        self._in_title = False
-        self._indent = ""  # leading spaces of the next line (nested list items)
-        self._lists: list[list[Any]] = []  # [tag, counter] per open list
-        self._anchors: list[tuple[str | None, int]] = []
-        self._tables: list[int] = []  # rows written so far, per open table (markdown tables)
-        self._cells = 0  # cells of the current table row
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if self._skip:
-            self._skip += tag not in _VOID
-            return
-        if tag in _SKIP or "hidden" in a or a.get("aria-hidden") == "true":
-            self._skip = int(tag not in _VOID)
-            return
-        if tag == "title":
-            self._in_title = True
-        if tag in _BLOCK:
-            self._flush()
-        if tag in ("ul", "ol"):
-            self._lists.append([tag, 0])
-        elif tag == "li":
-            indent = "  " * max(len(self._lists) - 1, 0)
-            kind = self._lists[-1] if self._lists else ["ul", 0]
-            kind[1] += 1
-            self._indent = indent
-            self._buf.append(f"{kind[1]}. " if kind[0] == "ol" else "- ")
-        elif re.fullmatch(r"h[1-6]", tag) and self.markdown:
-            self._lines.append("")
-            self._buf.append("#" * int(tag[1]) + " ")
-        elif tag == "pre":
-            self._pre += 1
-            if self.markdown:
-                self._lines.append("```")
-        elif tag == "a":
-            self._anchors.append((a.get("href"), len(self._buf)))
-        elif tag == "img" and (a.get("alt") or "").strip():
-            self._buf.append(f"![{a['alt'].strip()}]" if self.markdown else a["alt"].strip())
-        elif tag == "table" and self.markdown:
-            self._lines.append("")
-            self._tables.append(0)
-        elif tag == "tr":
-            self._cells = 0
-        elif tag in ("td", "th") and self.markdown and self._tables:
-            self._cells += 1
-            if self._cells > 1:
-                self._buf.append(" | ")
-        elif tag in ("td", "th") and self._buf:
-            self._buf.append(" | ")
-        elif tag == "hr" and self.markdown:
-            self._lines.append("---")
-        elif tag in _INLINE_MD and self.markdown and not self._pre:
-            self._buf.append(_INLINE_MD[tag])
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._skip:
-            self._skip -= tag not in _VOID
-            return
-        if tag == "title":
-            self._in_title = False
-        elif tag == "a" and self._anchors:
-            href, start = self._anchors.pop()
-            text = re.sub(r"\s+", " ", "".join(self._buf[start:])).strip()
-            if href and not href.startswith(("javascript:", "#")):
-                url = urljoin(self.base_url, href)
-                self.links.append({"text": text, "url": url})
-                if self.markdown and text:
-                    self._buf[start:] = [f"[{text}]({url})"]
-        elif tag in _INLINE_MD and self.markdown and not self._pre:
-            self._buf.append(_INLINE_MD[tag])
-        elif tag in ("ul", "ol") and self._lists:
-            self._lists.pop()
-        elif tag == "tr" and self.markdown and self._tables:
-            self._table_row()
-        elif tag == "table" and self.markdown and self._tables:
-            self._tables.pop()
-            self._lines.append("")
-        if tag in _BLOCK:
-            self._flush()
-        if tag == "pre" and self._pre:
-            self._pre -= 1
-            if self.markdown:
-                self._lines.append("```")
-
-    def handle_data(self, data: str) -> None:
-        if self._skip:
-            return
-        if self._in_title:
-            self.title += data
-        elif self._pre:
-            self._buf.append(data)
-        elif self._tables:  # a pipe inside a markdown table's cell would split it
-            self._buf.append(re.sub(r"\s+", " ", data).replace("|", "\\|"))
-        else:
-            self._buf.append(re.sub(r"\s+", " ", data))
-
-    def _table_row(self) -> None:
-        """End a row of a markdown table: ``| a | b |``, and the header's separator after the first row."""
-        text = re.sub(r"[ \t]+", " ", "".join(self._buf)).strip()
-        self._buf.clear()
-        if not text.replace("|", "").strip():
-            return
-        self._lines.append(f"| {text} |")
-        self._tables[-1] += 1
-        if self._tables[-1] == 1:
-            self._lines.append("|" + " --- |" * max(self._cells, 1))
-
-    def _flush(self) -> None:
-        text = "".join(self._buf)
-        self._buf.clear()
-        if not self._pre:
-            text = re.sub(r"[ \t]+", " ", text).strip()
-        if not _ONLY_MARKERS.fullmatch(text):
-            self._lines.append(self._indent + text)
-        self._indent = ""
-
-    def result(self) -> str:
-        self._flush()
-        text = "\n".join(self._lines)
-        return re.sub(r"\n{3,}", "\n\n", text).strip()
+#: What a reader does not see, dropped before a page becomes text (with elements marked hidden).
+_UNSEEN = {"script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "select", "title"}
+#: Markup that plain text leaves out (its content stays).
+_MARKUP = ["a", "b", "strong", "em", "i", "code", "img", "h1", "h2", "h3", "h4", "h5", "h6"]
 
 
 def html_to_text(html: str, base_url: str = "", fmt: str = "text") -> dict[str, Any]:
-    """Convert HTML to ``{"title", "content", "links"}``; ``fmt`` is ``text``, ``markdown`` or ``links``."""
-    reader = _HtmlReader(base_url, markdown=fmt == "markdown")
-    reader.feed(html)
-    reader.close()
-    content = reader.result()
+    """Convert HTML to ``{"title", "content", "links"}``; ``fmt`` is ``text``, ``markdown`` or ``links``.
+
+    markdownify writes the markdown (ATX headings, tables as markdown tables); ``text`` is the same without
+    link, emphasis and heading marks. Links are made absolute against ``base_url``. Callers cut the size.
+    """
+    from bs4 import BeautifulSoup  # imported at the first page read: a kernel need not load them
+    from markdownify import MarkdownConverter
+
+    soup = BeautifulSoup(html, "html.parser")
+    title = " ".join(soup.title.get_text().split()) if soup.title else ""
+    for element in soup.find_all(
+        lambda tag: tag.name in _UNSEEN or tag.has_attr("hidden") or tag.get("aria-hidden") == "true"
+    ):
+        if not element.decomposed:  # not inside one already dropped
+            element.decompose()
+    links = []
+    for anchor in soup.find_all("a", href=True):
+        href = anchor["href"].strip()
+        if not href or href.startswith(("javascript:", "#")):
+            anchor.unwrap()  # its text stays, as text
+            continue
+        anchor["href"] = urljoin(base_url, href)
+        links.append({"text": " ".join(anchor.get_text().split()), "url": anchor["href"]})
+    for image in soup.find_all("img", src=True):
+        if image["src"].startswith("data:"):  # its bytes would fill the page's text: its alt text stays
+            image.replace_with(image.get("alt") or "")
+        else:
+            image["src"] = urljoin(base_url, image["src"])
+    for cell in soup.find_all(["td", "th"]):  # a pipe inside a cell would split the markdown table's row
+        for piece in cell.find_all(string=lambda s: "|" in s):
+            piece.replace_with(piece.replace("|", "\\|"))
+    soup.smooth()  # text pieces left side by side by the changes above become one (one space, not two)
     if fmt == "links":
-        content = format_links(reader.links)
-    return {"title": re.sub(r"\s+", " ", reader.title).strip(), "content": content, "links": reader.links}
+        content = format_links(links)
+    else:
+        options: dict[str, Any] = {"strip": _MARKUP} if fmt == "text" else {}
+        converter = MarkdownConverter(  # wrap, with no width: the source's line breaks become spaces
+            heading_style="ATX", bullets="-", escape_misc=False, wrap=True, wrap_width=None, **options
+        )
+        content = converter.convert_soup(soup).strip()
+    return {"title": title, "content": content, "links": links}
 
 
 def format_links(links: list[dict[str, str]]) -> str:

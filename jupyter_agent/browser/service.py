@@ -100,16 +100,24 @@ class BrowserService(BrowserContexts):
         tab is elsewhere it is brought to ``url`` in the background, and the next operation waits for that."""
         url = self.policy.check(url)
         await self.policy.admit(url)  # its address too, before any traffic
-        await self.live.agent_may_act(session_id)
-        session = await self._session(session_id)
-        cached = self.cache.get(("navigate", session_id, url))
+        cached = await self._cached(session_id, ("navigate", session_id, url), url)
         if cached is not None:
-            session.last_used = self._clock()
-            if session.loaded_url != url or session.dirty or session.crashed:
-                session.pending = self._spawn(self._goto_later(session, url))
-            return dict(cached)
+            return cached
         async with self.use(session_id) as session:
             return await self._goto(session, url)
+
+    async def _cached(self, session_id: str, key: tuple[str, ...], url: str) -> dict[str, Any] | None:
+        """The cached result of loading ``url`` (a copy), or None. On a hit, a tab that has moved on from
+        ``url`` is brought back to it in the background, and the session's next operation waits for that."""
+        await self.live.agent_may_act(session_id)
+        session = await self._session(session_id)
+        cached = self.cache.get(key)
+        if cached is None:
+            return None
+        session.last_used = self._clock()
+        if session.loaded_url != url or session.dirty or session.crashed:
+            session.pending = self._spawn(self._goto_later(session, url))
+        return dict(cached)
 
     async def snapshot(self, session_id: str) -> dict[str, Any]:
         """The accessibility tree as compact YAML with ``[ref=eN]`` element references."""
@@ -166,13 +174,21 @@ class BrowserService(BrowserContexts):
             return {"url": s.page.url, "title": title, "png": png}
 
     async def analyze(self, session_id: str, url: str) -> dict[str, Any]:
-        """Load ``url`` afresh; report screenshot, metadata, performance and accessibility findings."""
+        """Load ``url``; report screenshot, metadata, performance and accessibility findings (``cached``: the
+        report of an earlier load within ``cache_ttl``, as for navigate)."""
         url = self.policy.check(url)
         await self.policy.admit(url)  # its address too, before any traffic
+        key = ("analyze", session_id, url)
+        cached = await self._cached(session_id, key, url)
+        if cached is not None:
+            return cached
         async with self.use(session_id) as s:
             nav = await self._goto(s, url)
             report = await analyze.analyze_page(s.page, self._png(s, False))
-            return {**report, "status": nav["status"], "loading": nav["loading"]}
+            result = {**report, "status": nav["status"], "loading": nav["loading"], "cached": False}
+            if not s.no_store:
+                self.cache.put(key, {**result, "cached": True})
+            return result
 
     async def _png(self, session: BrowserSession, full_page: bool) -> str:
         if session.cdp is None or session.cdp[0] is not session.page:

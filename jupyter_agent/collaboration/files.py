@@ -25,12 +25,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from jupyter_agent.collaboration.documents import DocumentProvider, agent_transaction
 from jupyter_agent.errors import AgentError, BadRequest, Forbidden, NotFound, PathOutsideRoot
 from jupyter_agent.security.paths import relative_to_root, resolve_in_root, write_atomically
+
+if TYPE_CHECKING:  # shared documents (pycrdt) load only in the server, where there are any
+    from jupyter_agent.collaboration.documents import DocumentProvider
 
 MAX_READ_BYTES = 2_000_000
 MAX_BACKUP_BYTES = 50_000_000  # the agent keeps a copy of every file it overwrites
@@ -203,7 +205,7 @@ class Workspace:
             await self._checkpoint(api)
             # Nothing awaits from here to the edit: the text backed up is the text the edit applies to.
             backup = self._backup(api, doc.source, session_id)
-            with agent_transaction(doc):
+            with _agent_edit(doc):
                 _set_text(doc, content)
             return {"path": api, "bytes": size, "backup": backup, "live": True}
         backup = None
@@ -231,7 +233,7 @@ class Workspace:
             text = doc.source
             at = _locate(api, text, old)
             backup = self._backup(api, text, session_id)
-            with agent_transaction(doc):
+            with _agent_edit(doc):
                 ytext = doc.ydoc.get("source", type=_text_type())
                 del ytext[at : at + len(old)]
                 ytext.insert(at, new)
@@ -431,6 +433,13 @@ def _matches(parts: list[str], names: list[str]) -> bool:
     if parts[0] == "**":
         return any(_matches(parts[1:], names[skip:]) for skip in range(len(names) + 1))
     return bool(names) and fnmatchcase(names[0], parts[0]) and _matches(parts[1:], names[1:])
+
+
+def _agent_edit(doc: Any) -> Any:
+    """The agent's transaction on a shared document (imported here: only the server has shared documents)."""
+    from jupyter_agent.collaboration.documents import agent_transaction
+
+    return agent_transaction(doc)
 
 
 def _text_type() -> type:

@@ -1,4 +1,4 @@
-"""Per-tool health: rolling latency and error statistics, and a circuit breaker.
+"""Per-tool health: rolling latency and error statistics, and a circuit breaker (the circuitbreaker library).
 
 A tool that fails repeatedly for reasons outside the model's control (it raised, timed out, its service is
 down) opens its circuit for a cool-down: calls go to its declared fallbacks, or get a clear error at once
@@ -8,11 +8,12 @@ instead of waiting for yet another timeout. The model is told which tools are de
 
 from __future__ import annotations
 
-import time
+import contextlib
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import circuitbreaker
 
 WINDOW = 200  # calls kept for rolling statistics
 
@@ -72,33 +73,19 @@ class ToolStats:
         return stats
 
 
-@dataclass
-class CircuitBreaker:
-    """Opens after ``threshold`` consecutive infrastructure failures; one trial call after ``cooldown`` s."""
+class _Failed(Exception):
+    """An infrastructure failure, raised into the breaker for it to count."""
 
-    threshold: int = 3
-    cooldown: float = 30.0
-    clock: Callable[[], float] = time.monotonic
-    failures: int = 0
-    opened_at: float | None = None
 
-    @property
-    def state(self) -> str:
-        if self.opened_at is None:
-            return "closed"
-        return "half_open" if self.clock() - self.opened_at >= self.cooldown else "open"
+class ToolBreaker(circuitbreaker.CircuitBreaker):
+    """circuitbreaker's breaker for one tool: opens after ``failure_threshold`` consecutive infrastructure
+    failures; after ``recovery_timeout`` s it is ``half_open`` and one trial call decides.
 
-    def allows(self) -> bool:
-        return self.state != "open"
+    A tool's failure comes back as an error result, not an exception, so the router reports each outcome
+    with :meth:`record` (outside any await: a cancelled call is neither a success nor a failure).
+    """
 
-    def retry_in(self) -> float:
-        return 0.0 if self.opened_at is None else max(0.0, self.cooldown - (self.clock() - self.opened_at))
-
-    def success(self) -> None:
-        self.failures = 0
-        self.opened_at = None
-
-    def failure(self) -> None:
-        self.failures += 1
-        if self.state == "half_open" or self.failures >= self.threshold:
-            self.opened_at = self.clock()
+    def record(self, failed: bool) -> None:
+        with contextlib.suppress(_Failed), self:
+            if failed:
+                raise _Failed

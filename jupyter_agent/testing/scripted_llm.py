@@ -83,7 +83,9 @@ class Reply:
     """A normal answer: thinking, then text, then tool calls, streamed in small deltas.
 
     ``delay`` holds the answer back (seconds before its first chunk), like a model reading a long prompt;
-    with ``prompt_progress`` a request that asks for it hears how that reading goes meanwhile.
+    with ``prompt_progress`` a request that asks for it hears how that reading goes meanwhile. With
+    ``stamp`` each streamed text piece ends with ``@<epoch seconds>``, the moment it was written, so a
+    benchmark can tell how long the piece took to reach its client.
     """
 
     text: str = ""
@@ -94,6 +96,7 @@ class Reply:
     finish_reason: str | None = None
     delay: float | None = None
     prompt_progress: PromptProgress | None = None
+    stamp: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,7 @@ class ScriptedLLM:
         self._requests: list[dict[str, Any]] = []
         self._request_times: list[float] = []
         self._first_chunk_times: list[float] = []
+        self._last_chunk_times: list[float] = []
         self._transcription_requests: list[dict[str, Any]] = []
         self._generation = 0  # bumped by reset() so in-flight requests don't mark the wrong entry
         self._cond = threading.Condition()
@@ -249,6 +253,11 @@ class ScriptedLLM:
         return self._snap(self._first_chunk_times)
 
     @property
+    def last_chunk_times(self) -> list[float]:
+        """``time.perf_counter()`` when each request's latest chunk (``[DONE]`` once finished) was written."""
+        return self._snap(self._last_chunk_times)
+
+    @property
     def transcription_requests(self) -> list[dict[str, Any]]:
         """``{"model", "filename", "bytes"}`` of each transcription request."""
         return self._snap(self._transcription_requests)
@@ -275,6 +284,7 @@ class ScriptedLLM:
             for items in (self._queue, self._tqueue, self._requests, self._request_times):
                 items.clear()
             self._first_chunk_times.clear()
+            self._last_chunk_times.clear()
             self._transcription_requests.clear()
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -367,10 +377,11 @@ class ScriptedLLM:
             return _error(400, "request body is not JSON")
         with self._cond:
             slot = (self._generation, len(self._requests))
-            mark = functools.partial(self._mark_first_chunk, slot)
+            mark = functools.partial(self._mark_chunk, slot)
             self._requests.append(body)
             self._request_times.append(received)
             self._first_chunk_times.append(math.nan)
+            self._last_chunk_times.append(math.nan)
             self._cond.notify_all()
         step = self._pop(self._queue, self.default, body)
         if isinstance(step, Fail):
@@ -389,11 +400,15 @@ class ScriptedLLM:
             return web.Response(status=499)
         return _error(500, f"scripted LLM: unsupported chat step {step!r}")
 
-    def _mark_first_chunk(self, slot: tuple[int, int]) -> None:
+    def _mark_chunk(self, slot: tuple[int, int]) -> None:
+        """A chunk was written: the first one's time is kept, and the latest one's."""
+        now = time.perf_counter()
         with self._cond:
             generation, index = slot
-            if generation == self._generation and math.isnan(self._first_chunk_times[index]):
-                self._first_chunk_times[index] = time.perf_counter()
+            if generation == self._generation:
+                if math.isnan(self._first_chunk_times[index]):
+                    self._first_chunk_times[index] = now
+                self._last_chunk_times[index] = now
 
     async def _hold(self, request: web.Request, seconds: float) -> None:
         """Wait ``seconds`` unless the server stops; raise ``ConnectionResetError`` if the client left."""
@@ -473,6 +488,8 @@ class ScriptedLLM:
         for n, delta in enumerate(deltas):
             if n and self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
+            if reply.stamp and delta.get("content"):
+                delta = {**delta, "content": f"{delta['content']}@{time.time():.6f}"}
             await send(chunk(delta))
         if isinstance(step, Stall):
             await self._hold(request, step.seconds)

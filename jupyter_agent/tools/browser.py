@@ -8,6 +8,7 @@ connects only to the addresses the network policy checked, for the first request
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator
@@ -209,8 +210,10 @@ async def browser_analyze(ctx: ToolContext, url: str) -> ToolResult:
     service = ctx.service("browser")
     report = await service.analyze(ctx.session_id, url)
     image = ImagePart("image/png", report["screenshot"], f"Screenshot of {report['url']}")
-    data = {k: report[k] for k in ("url", "title", "status", "metadata", "performance", "accessibility")}
-    text = f"Analysis of {report['url']} (HTTP {report['status']}), screenshot attached:\n"
+    keys = ("url", "title", "status", "metadata", "performance", "accessibility", "cached")
+    data = {k: report[k] for k in keys}
+    cached = f", from an analysis in the last {service.config.cache_ttl:g} s" if report["cached"] else ""
+    text = f"Analysis of {report['url']} (HTTP {report['status']}{cached}), screenshot attached:\n"
     text += wrap_untrusted(_report_text(report), report["url"], max_chars=service.config.max_text_chars)
     return ToolResult(text=text, data=data, images=[image])
 
@@ -329,7 +332,7 @@ async def http_extract(
         reason = str(err) or type(err).__name__
         return ToolResult.error(f"could not fetch {url}: {reason}", code="fetch_failed", url=url)
     if content_type in ("text/html", "application/xhtml+xml"):
-        page = html_to_text(body, final_url, format)
+        page = await asyncio.to_thread(html_to_text, body, final_url, format)  # seconds for a big page
         title, content = page["title"], page["content"]
     elif content_type.startswith("text/") or content_type.endswith(("json", "xml")):
         title, content = "", body

@@ -20,6 +20,7 @@ export * from './chatTypes';
 
 /** How long after Stop to check whether the server still runs the turn. */
 const CANCEL_CHECK_MS = 3000;
+const HEALTH_RETRY_MS = 500; // while the server still loads the model library
 
 export class AgentChat implements IAgentChat, IDisposable {
   constructor(readonly client: IAgentClient) {
@@ -101,6 +102,10 @@ export class AgentChat implements IAgentChat, IDisposable {
       this.serverModel = health.model ?? '';
       this.localModel.update(health);
     });
+    // Right after the server starts, the model library is still loading: say so, and look again shortly.
+    if (this.llmReady === false && this.serverModel && !this._disposed) {
+      setTimeout(() => void this.refreshHealth(), HEALTH_RETRY_MS);
+    }
   }
 
   async refreshSessions(): Promise<void> {

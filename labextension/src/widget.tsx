@@ -80,6 +80,7 @@ export class ChatWidget extends ReactWidget {
       activeSessionId: c.activeSessionId,
       connection: c.connectionState,
       llmReady: c.llmReady,
+      serverModel: c.serverModel,
       privateSessions: c.privateSessions,
       localModel: c.localModel.status,
       models: c.models,

@@ -9,7 +9,12 @@ import pytest
 
 from jupyter_agent.browser.contexts import BrowserCrashed
 from jupyter_agent.tools.base import Tool, ToolContext, ToolResult
-from jupyter_agent.tools.browser import browser_extract, browser_navigate, browser_snapshot
+from jupyter_agent.tools.browser import (
+    browser_analyze,
+    browser_extract,
+    browser_navigate,
+    browser_snapshot,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -89,6 +94,39 @@ async def test_should_bring_the_page_back_when_a_cached_url_is_elsewhere(ctx, pa
     snap = await call(browser_snapshot, ctx)  # waits for the background navigation
     assert snap.data["url"] == pages.url("index.html?back=1")
     assert 'heading "Garden Notes"' in snap.text
+
+
+async def test_should_serve_a_repeated_analysis_from_the_cache_until_the_ttl(
+    ctx, pages, service, clock
+) -> None:
+    url = pages.url("index.html?analyze=1")
+    first = await call(browser_analyze, ctx, url=url)
+    assert first.ok and first.data["cached"] is False, first.text
+    again = await call(browser_analyze, ctx, url=url)
+    assert again.data["cached"] is True and "from an analysis in the last" in again.text
+    assert again.data["metadata"] == first.data["metadata"]
+    assert again.data["accessibility"] == first.data["accessibility"]
+    assert again.images[0].data == first.images[0].data
+    clock.advance(service.config.cache_ttl + 1)
+    try:
+        assert (await call(browser_analyze, ctx, url=url)).data["cached"] is False
+    finally:
+        clock.advance(-(service.config.cache_ttl + 1))
+
+
+async def test_should_analyse_a_no_store_page_afresh_each_time(ctx, pages) -> None:
+    url = pages.url("no-store.html")
+    assert (await call(browser_analyze, ctx, url=url)).data["cached"] is False
+    assert (await call(browser_analyze, ctx, url=url)).data["cached"] is False
+
+
+async def test_should_bring_the_page_back_when_a_cached_analysis_is_elsewhere(ctx, pages) -> None:
+    await call(browser_analyze, ctx, url=pages.url("index.html?analyze=back"))
+    await call(browser_navigate, ctx, url=pages.url("form.html"))
+    cached = await call(browser_analyze, ctx, url=pages.url("index.html?analyze=back"))
+    assert cached.data["cached"] is True
+    snap = await call(browser_snapshot, ctx)  # waits for the background navigation
+    assert snap.data["url"] == pages.url("index.html?analyze=back")
 
 
 async def test_should_not_serve_a_page_changed_by_actions_from_the_extract_cache(ctx, pages, service) -> None:

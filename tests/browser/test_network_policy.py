@@ -7,7 +7,6 @@ from ipaddress import ip_address
 
 import pytest
 
-from jupyter_agent.app import JupyterAgent
 from jupyter_agent.browser.network import (
     LOCALHOST,
     AllowedNetwork,
@@ -18,6 +17,7 @@ from jupyter_agent.browser.network import (
 )
 from jupyter_agent.browser.policy import UrlPolicy, UrlRefused
 from jupyter_agent.browser.sandbox import sandbox_failure, sandbox_plan
+from jupyter_agent.settings import JupyterAgent
 from jupyter_agent.tools.browser import http_extract
 
 LOOP = ip_address("127.0.0.1")

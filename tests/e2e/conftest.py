@@ -7,6 +7,7 @@ no event loop to share. Every page opened through ``lab_pages`` is screenshotted
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
+from jupyter_agent.local_model.runtimes import COMPILED_MODULES, TEST_CPU_FLAGS
 from jupyter_agent.testing.jupyter import JupyterServer
 from jupyter_agent.testing.scripted_llm import ScriptedLLM
 
@@ -116,6 +118,26 @@ def lab_config(base: Path, **agent: Any) -> dict[str, Any]:
             **agent,
         },
     }
+
+
+def stand_in_model_server(folder: Path, server_code: str, env: pytest.MonkeyPatch) -> None:
+    """Make ``server_code`` the embedded model's server for servers started under ``env``.
+
+    It takes the compiled runtime's place (``python -m llama_cpp.server``, found on PYTHONPATH in ``folder``):
+    the machine is made to look as if the prebuilt runtime could not run here (no AVX2), and the compiled
+    one's server extras that are not installed are empty packages (the stand-in does not use them).
+    """
+    server = folder / "llama_cpp" / "server"
+    server.mkdir(parents=True)
+    (server.parent / "__init__.py").write_text("")
+    (server / "__init__.py").write_text("")
+    (server / "__main__.py").write_text(server_code)
+    for extra in COMPILED_MODULES[1:]:
+        if importlib.util.find_spec(extra) is None:
+            (folder / extra).mkdir()
+            (folder / extra / "__init__.py").write_text("")
+    env.setenv("PYTHONPATH", str(folder))  # the lab and its model server inherit it
+    env.setenv(TEST_CPU_FLAGS, "sse4_2 avx")
 
 
 def launch_chromium(playwright: Any) -> Browser:

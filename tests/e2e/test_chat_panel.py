@@ -20,7 +20,15 @@ from jupyter_agent.local_model.registry import get_spec
 from jupyter_agent.local_model.weights import install_hint, missing_parts
 from jupyter_agent.testing.jupyter import JupyterServer
 from jupyter_agent.testing.scripted_llm import Fail, Reply, ScriptedLLM, Stall, ToolCallSpec
-from tests.e2e.conftest import ARTIFACTS, NOTEBOOK, ChatPage, LabPages, lab_config, notebook_json
+from tests.e2e.conftest import (
+    ARTIFACTS,
+    NOTEBOOK,
+    ChatPage,
+    LabPages,
+    lab_config,
+    notebook_json,
+    stand_in_model_server,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -386,13 +394,8 @@ def progress_lab(tmp_path: Path) -> Iterator[JupyterServer]:
     """A lab on the embedded model, whose server (the scripted stand-in above) reports its prompt progress."""
     spec = get_spec("smollm2-135m")
     assert not missing_parts(spec), f"the stand-in needs {spec.name}'s weights: {install_hint(spec)}"
-    runtime = tmp_path / "runtime" / "llama_cpp" / "server"
-    runtime.mkdir(parents=True)
-    (runtime.parent / "__init__.py").write_text("")
-    (runtime / "__init__.py").write_text("")
-    (runtime / "__main__.py").write_text(PROGRESS_SERVER)
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("PYTHONPATH", str(tmp_path / "runtime"))  # the lab and its model server inherit it
+        stand_in_model_server(tmp_path / "runtime", PROGRESS_SERVER, env)
         srv = JupyterServer(
             app="jupyterlab", config=lab_config(tmp_path / "lab", model="", local_model=spec.name)
         )

@@ -18,7 +18,14 @@ from playwright.sync_api import Browser, expect
 from jupyter_agent.local_model.registry import MODELS, get_spec
 from jupyter_agent.local_model.weights import install_hint, missing_parts
 from jupyter_agent.testing.jupyter import JupyterServer
-from tests.e2e.conftest import ARTIFACTS, NOTEBOOK, LabPages, lab_config, notebook_json
+from tests.e2e.conftest import (
+    ARTIFACTS,
+    NOTEBOOK,
+    LabPages,
+    lab_config,
+    notebook_json,
+    stand_in_model_server,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -64,15 +71,10 @@ def starting_lab(tmp_path: Path) -> Iterator[tuple[JupyterServer, Path]]:
     assert not missing_parts(get_spec(STAND_IN_MODEL)), (
         f"the weights of {STAND_IN_MODEL} are needed: {install_hint(get_spec(STAND_IN_MODEL))}"
     )
-    runtime = tmp_path / "runtime" / "llama_cpp" / "server"
-    runtime.mkdir(parents=True)
-    (runtime.parent / "__init__.py").write_text("")
-    (runtime / "__init__.py").write_text("")
-    (runtime / "__main__.py").write_text(STAND_IN_SERVER)
     gate = tmp_path / "model-ready"
     # The server (and the model server it starts) inherit this environment when they start.
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("PYTHONPATH", str(tmp_path / "runtime"))
+        stand_in_model_server(tmp_path / "runtime", STAND_IN_SERVER, env)
         env.setenv("AGENT_E2E_MODEL_GATE", str(gate))
         srv = offline_lab(tmp_path / "lab", STAND_IN_MODEL)
         srv.__enter__()

@@ -298,3 +298,33 @@ describe('AgentChat and the local model', () => {
     expect(client.health).toHaveBeenCalledTimes(2);
   });
 });
+
+describe('AgentChat right after the server starts', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('should look again until the model library is loaded, then stop asking', async () => {
+    const answers: Health[] = [
+      { ...health(null), model: 'openai/gpt-4o-mini', llm_ready: false },
+      { ...health(null), model: 'openai/gpt-4o-mini', llm_ready: false },
+      { ...health(null), model: 'openai/gpt-4o-mini', llm_ready: true }
+    ];
+    const signal = () => ({ connect: () => true, disconnect: () => true });
+    const client = {
+      events: signal(),
+      errors: signal(),
+      stateChanged: signal(),
+      api: { listSessions: async () => [] },
+      health: jest.fn(async () => (answers.length > 1 ? answers.shift()! : answers[0]))
+    };
+    const chat = new AgentChat(client as unknown as IAgentClient);
+    await chat.start();
+    expect(chat.llmReady).toBe(false);
+    await jest.advanceTimersByTimeAsync(2_000);
+    expect(chat.llmReady).toBe(true);
+    expect(client.health).toHaveBeenCalledTimes(3);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(client.health).toHaveBeenCalledTimes(3);
+    chat.dispose();
+  });
+});

@@ -24,6 +24,7 @@ export interface ChatPanelState {
   activeSessionId: string | null;
   connection: ConnectionState;
   llmReady: boolean | null;
+  serverModel: string;
   /** Sessions are private until shared (offer the share toggle). */
   privateSessions?: boolean;
   /** The server's embedded offline model; null when it runs none. */
@@ -88,9 +89,11 @@ export function ChatPanel({ state, actions, rendermime, getRenderer }: ChatPanel
   };
   // With an offline model, its notice above the input says what it needs: do not also say none is configured.
   const emptyText =
-    state.llmReady === false && !state.localModel
+    state.llmReady === false && !state.localModel && !state.serverModel
       ? 'No model is configured on the server yet. Set a model and its API key, then restart Jupyter.'
-      : 'Ask the agent to explore data, write or fix cells, or explain a notebook. It works in the notebook chosen above.';
+      : state.llmReady === false && state.serverModel
+        ? 'Starting the agent: the server is still loading its model library (a few seconds after Jupyter starts).'
+        : 'Ask the agent to explore data, write or fix cells, or explain a notebook. It works in the notebook chosen above.';
   return (
     <div ref={root} className="jp-AgentChat-panel" onKeyDown={onKeyDown}>
       <SessionBar
