@@ -1,8 +1,11 @@
 """Notebook edits on the live shared document: read, insert, edit and delete cells by id.
 
-Each edit is one transaction on the YNotebook with the agent's origin. Sources are changed in place with
-granular text edits (``set_cell(source=...)``), never by replacing the cell, so a collaborator's cursor and
-their concurrent edits elsewhere survive.
+Each edit is one transaction on the YNotebook with the agent's origin. Sources are changed in place, line by
+line (only the lines that differ are replaced), never by replacing the cell, so a collaborator's cursor and
+their concurrent edits elsewhere survive, and the agent's new text is inserted whole: a character diff would
+reuse characters of the old text that happen to match (a line added above ``# x`` could be written as the
+insertion of ``...\n# `` after the old ``# ``), and whoever deleted those characters at the same time would
+cut the agent's new text.
 
 An edit gives the cell's whole new source, written from the source the agent last saw (read, inserted or
 edited). When a person has changed the cell since, only the agent's changes to what it saw are applied to
@@ -12,17 +15,19 @@ same text the edit is refused with the cell's current source, so the agent can r
 
 from __future__ import annotations
 
+import re
 import uuid
 from difflib import SequenceMatcher
 from typing import Any
 
 from jupyter_ydoc import YNotebook
-from pycrdt import Map
+from pycrdt import Map, Text
 
 from jupyter_agent.collaboration.documents import DocumentProvider, agent_transaction
 from jupyter_agent.errors import BadRequest, NotFound, ToolError
 
 CELL_TYPES = ("code", "markdown", "raw")
+LINE_TOKENS = re.compile(r"(\r\n|\n|\r)")  # split keeping the breaks: "a\nb" -> ["a", "\n", "b"]
 
 
 def find_cell(nb: YNotebook, cell_id: str) -> int:
@@ -84,6 +89,29 @@ def merge_source(base: str, current: str, new: str) -> str | None:
     return "".join(live)
 
 
+def replace_lines(ytext: Text, new: str) -> None:
+    """Change ``ytext`` to ``new`` by replacing only the lines that differ (call inside a transaction).
+
+    Line contents and line breaks are separate tokens, so adding a line after the last one (which has no
+    line break) inserts a break and the new line instead of rewriting the old last line.
+    """
+    old = str(ytext)
+    if old == new:
+        return
+    old_tokens, new_tokens = LINE_TOKENS.split(old), LINE_TOKENS.split(new)
+    starts = [0]  # the UTF-8 byte offset of each old token: pycrdt's Text indexes bytes
+    for token in old_tokens:
+        starts.append(starts[-1] + len(token.encode("utf-8")))
+    opcodes = SequenceMatcher(None, old_tokens, new_tokens, autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in reversed(opcodes):  # from the end, so earlier offsets stay valid
+        if tag == "equal":
+            continue
+        if starts[i2] > starts[i1]:
+            del ytext[starts[i1] : starts[i2]]
+        if text := "".join(new_tokens[j1:j2]):
+            ytext.insert(starts[i1], text)
+
+
 class NotebookEditor:
     """Cell-level operations on live notebooks, by path and cell id."""
 
@@ -140,6 +168,7 @@ class NotebookEditor:
         index = find_cell(nb, cell_id)
         current = str(nb.ycells[index]["source"])
         base = self._seen.get((path, cell_id))
+        merged = None
         if base is not None and base != current:
             merged = merge_source(base, current, source)
             if merged is None:
@@ -148,9 +177,10 @@ class NotebookEditor:
                     f"cell {cell_id} was changed by someone else where you edited it; it is now:\n{current}\n"
                     "Edit it again, starting from this source."
                 )
-            source = merged
         with agent_transaction(nb):
-            nb.set_cell(index, source=source)
+            replace_lines(nb.ycells[index]["source"], source if merged is None else merged)
+        # What the agent knows is the source it wrote, not the merge (it has not seen the other person's
+        # changes): its next edit, written from that, is merged again and keeps those changes.
         self._seen[(path, cell_id)] = source
         await self.documents.saved(path)
         return {"path": path, "cell_id": cell_id, "index": index}

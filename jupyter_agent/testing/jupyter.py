@@ -78,6 +78,11 @@ class JupyterServer:
     def __enter__(self) -> JupyterServer:
         self.root.mkdir()
         (self.base / "config").mkdir()
+        self._write_config()
+        self.start()
+        return self
+
+    def _write_config(self) -> None:
         config = {
             "ServerApp": {
                 "jpserver_extensions": {
@@ -104,6 +109,9 @@ class JupyterServer:
         }
         config = _merge(config, self.config)
         (self.base / "config" / "jupyter_server_config.json").write_text(json.dumps(config))
+
+    def start(self) -> None:
+        """Start the server process (again, after :meth:`stop`: same port, root and state)."""
         env = {
             **os.environ,
             "JUPYTER_CONFIG_DIR": str(self.base / "config"),
@@ -122,7 +130,7 @@ class JupyterServer:
             "--no-browser",
         ]
         started = time.perf_counter()
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.base)
         deadline = started + 90
         while time.perf_counter() < deadline:
@@ -137,7 +145,11 @@ class JupyterServer:
             self.stop()
             raise RuntimeError("server did not start in 90 s")
         self.start_seconds = time.perf_counter() - started
-        return self
+
+    def restart(self) -> None:
+        """Stop the server (SIGTERM, as a user would) and start it again on the same port, root and state."""
+        self.stop()
+        self.start()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
