@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from jupyter_client.manager import start_new_kernel
 
+from jupyter_agent.testing.jupyter import agent_environment
 from jupyter_agent.testing.scripted_llm import Reply, ScriptedLLM, ToolCallSpec
 
 HEAVY = ("tornado", "jupyter_server", "pycrdt", "playwright", "litellm", "jsonschema")
@@ -47,22 +48,6 @@ def pct(values: list[float], p: float) -> float:
 
 def row(name: str, values: list[float]) -> str:
     return f"{name:<58} p50 {pct(values, 50):7.2f} s   p90 {pct(values, 90):7.2f} s   (n={len(values)})"
-
-
-def environment(base: Path, llm: ScriptedLLM) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "JUPYTER_AGENT_MODEL": "openai/scripted",
-        "OPENAI_API_BASE": llm.base_url,
-        "OPENAI_API_KEY": "sk-bench",
-        "JUPYTER_DATA_DIR": str(base / "data"),
-        "JUPYTER_CONFIG_DIR": str(base / "config"),
-        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-    }
-    env.pop("JPY_SESSION_NAME", None)
-    return env
 
 
 def cli_turn(llm: ScriptedLLM, base: Path, env: dict[str, str], index: int) -> float:
@@ -145,7 +130,7 @@ def main() -> None:
     llm = ScriptedLLM().start()
     with tempfile.TemporaryDirectory(prefix="fresh-process-") as folder:
         base = Path(folder)
-        env = environment(base, llm)
+        env = agent_environment(base, llm.base_url)
         cli = [cli_turn(llm, base, env, i) for i in range(args.n)]
         kernel = [kernel_first_token(llm, base, env, args.delay) for _ in range(args.n)]
         print(row("jupyter agent run, insert-and-run turn, end to end", cli))

@@ -56,6 +56,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from jupyter_agent.testing.jupyter import JupyterServer
 from jupyter_agent.testing.scripted_llm import Reply, ScriptedLLM, ToolCallSpec
+from tests.clients import TornadoChannel
 
 MARKER = re.compile(r"⟨[a-z0-9]+:\d+⟩")
 FAULTS = ("reconnect", "sleep", "reload", "restart", "kernel_kill", "save_race", "external")
@@ -254,41 +255,30 @@ class Cluster:
 # --- people: independent collaborative clients ----------------------------------------------------------------
 
 
-class QuietChannel:
+class QuietChannel(TornadoChannel):
     """pycrdt's Channel over a tornado WebSocket; sends on a dropped connection are lost, as on a real network
     (what was not delivered is synced again on reconnect from the state vectors)."""
 
     def __init__(self, conn: WebSocketClientConnection, path: str) -> None:
+        super().__init__(conn, path)
         self.conn = conn
-        self._path = path
         self.closed = False
 
-    @property
-    def path(self) -> str:
-        return self._path
-
-    def __aiter__(self):
-        return self
-
     async def __anext__(self) -> bytes:
-        message = await self.conn.read_message()
-        if message is None:
+        try:
+            message = await super().__anext__()
+        except StopAsyncIteration:
             self.closed = True
-            raise StopAsyncIteration
-        if isinstance(message, str):
-            message = message.encode()
-        return message
+            raise
+        return message.encode() if isinstance(message, str) else message
 
     async def send(self, message: bytes) -> None:
         if self.closed:
             return
         try:
-            await self.conn.write_message(message, binary=True)
+            await super().send(message)
         except Exception:
             self.closed = True
-
-    async def recv(self) -> bytes:
-        return await self.__anext__()
 
 
 class Person:

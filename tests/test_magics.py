@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ import nbformat
 import pytest
 from jupyter_client.manager import start_new_kernel
 
+from jupyter_agent.testing.jupyter import agent_environment
 from jupyter_agent.testing.scripted_llm import Fail, Reply, ScriptedLLM, Stall, ToolCallSpec
 
 # A 1x1 PNG, for an image output without matplotlib.
@@ -27,20 +27,7 @@ PNG = base64.b64decode(
 
 def kernel_env(base, llm: ScriptedLLM, **extra: str) -> dict[str, str]:
     """The environment of a kernel that reaches the scripted model, with isolated Jupyter directories."""
-    env = {
-        **os.environ,
-        "JUPYTER_AGENT_MODEL": "openai/scripted",
-        "OPENAI_API_BASE": llm.base_url,
-        "OPENAI_API_KEY": "sk-test",
-        "JUPYTER_DATA_DIR": str(base / "data"),
-        "JUPYTER_CONFIG_DIR": str(base / "config"),
-        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        **extra,
-    }
-    env.pop("JPY_SESSION_NAME", None)
-    return env
+    return agent_environment(base, llm.base_url, **extra)
 
 
 @dataclass

@@ -25,6 +25,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def agent_environment(base: Path, llm_base_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a kernel or CLI process that reaches a scripted model at ``llm_base_url``, with
+    Jupyter directories of its own under ``base``."""
+    env = {
+        **os.environ,
+        "JUPYTER_AGENT_MODEL": "openai/scripted",
+        "OPENAI_API_BASE": llm_base_url,
+        "OPENAI_API_KEY": "sk-test",
+        "JUPYTER_DATA_DIR": str(base / "data"),
+        "JUPYTER_CONFIG_DIR": str(base / "config"),
+        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        **extra,
+    }
+    env.pop("JPY_SESSION_NAME", None)
+    return env
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
