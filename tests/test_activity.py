@@ -155,7 +155,7 @@ async def test_without_a_look_at_the_raw_chunks_litellm_keeps_only_the_first_pro
 ):
     """What survives litellm's own processing: the first report, on its first chunk; it drops the later
     ones (empty deltas). The client reads the raw chunks for them; this is the fallback if it cannot."""
-    monkeypatch.setattr(llm_module, "_tap_raw_chunks", lambda _response, _look: False)
+    monkeypatch.setattr(llm_module, "tap_raw_chunks", lambda _response, _look: False)
     answer = json.dumps({"name": FINAL_ANSWER, "arguments": {"text": "Done."}})
     llm.script(Reply(text=answer, delay=0.4, prompt_progress=PromptProgress(total=1870, steps=4)))
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jupyter_agent.engine.stream_end import answer_chunks
+from jupyter_agent.engine.stream_end import answer_chunks, tap_raw_chunks
 from jupyter_agent.engine.types import Completion, ToolCall, Usage
 from jupyter_agent.errors import ProviderError
 from jupyter_agent.security.redaction import Redactor, Vault, redact_text
@@ -269,44 +269,6 @@ class _ProgressReporter:
         self._closed = True
 
 
-class _RawChunks:
-    """The provider's stream inside a litellm stream, with a look at each raw chunk before litellm has it.
-
-    litellm drops chunks that carry no content after the first one, and with them llama.cpp's later progress
-    reports (those are empty deltas with ``prompt_progress`` beside ``choices``); the raw chunks keep them.
-    """
-
-    def __init__(self, stream: Any, look: Callable[[Any], None]) -> None:
-        self._stream = stream
-        self._look = look
-        self._iterator: Any = None
-
-    def __aiter__(self) -> _RawChunks:
-        return self
-
-    async def __anext__(self) -> Any:
-        if self._iterator is None:
-            self._iterator = self._stream.__aiter__()
-        chunk = await self._iterator.__anext__()
-        try:
-            self._look(chunk)
-        except Exception:  # a look must never break the stream
-            log.debug("Could not read a raw chunk's progress", exc_info=True)
-        return chunk
-
-    def __getattr__(self, name: str) -> Any:  # close(), aclose(), response, ...
-        return getattr(self._stream, name)
-
-
-def _tap_raw_chunks(response: Any, look: Callable[[Any], None]) -> bool:
-    """Let ``look`` see the raw chunks of a litellm stream; False when this litellm does not allow it."""
-    stream = getattr(response, "completion_stream", None)
-    if stream is None or not hasattr(stream, "__aiter__"):
-        return False
-    response.completion_stream = _RawChunks(stream, look)
-    return True
-
-
 @dataclass
 class LLMClient:
     """Streams completions from one configured model, falling back to others when it fails."""
@@ -478,7 +440,7 @@ class LLMClient:
             counting.cancel()
             reporter.close()
             raise
-        if wants_progress(kwargs) and not _tap_raw_chunks(response, reporter.server):
+        if wants_progress(kwargs) and not tap_raw_chunks(response, reporter.server):
             log.debug("This litellm hides its raw chunks: only the first prompt progress report is seen")
         result = Completion(usage=Usage(model=model))
         calls: dict[int, ToolCall] = {}
