@@ -40,6 +40,8 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from jupyter_agent.testing.processes import cpu_seconds, rss_mib
+
 NOTEBOOK = "load.ipynb"
 TARGET_CELL = "target"
 EDIT_PROMPT = re.compile(r"LOADEDIT (\d+)")
@@ -99,19 +101,6 @@ def serve_model(chunk_delay: float, tokens: int) -> None:
 
 
 # -- /proc ---------------------------------------------------------------------------------------------
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (not its children)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def slope_per_minute(samples: list[tuple[float, float]]) -> float:

@@ -38,6 +38,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from jupyter_agent.testing.jupyter import JupyterServer
+from jupyter_agent.testing.processes import cpu_seconds
 from jupyter_agent.testing.scripted_llm import Reply, ScriptedLLM, ToolCallSpec
 
 ANSWER = "Hello there, how can I help?"
@@ -46,7 +47,6 @@ PAGE = b"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sal
 <p>Revenue grew 12% in March.</p><img src="/chart.svg" width="40" height="40">
 <form><label>Search <input name="q"></label><button>Go</button></form></body></html>"""
 CHART = b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><rect width="40" height="40"/></svg>'
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 PACED_CHUNKS = 0.01  # seconds between chunks for the paced end-of-turn measurement
 
 
@@ -61,12 +61,6 @@ def row(name: str, values: list[float], aim: float | None = None) -> str:
         f"{name:<52} p50 {pct(values, 50):8.1f} ms   p90 {pct(values, 90):8.1f} ms   (n={len(values)})"
         + verdict
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid`` (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK  # fields 14 and 15 of stat(5)
 
 
 class _Page(BaseHTTPRequestHandler):

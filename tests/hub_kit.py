@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from jupyter_agent.testing.jupyter import free_port
+from jupyter_agent.testing.processes import stop_process_tree
 from tests.clients import AgentSocket
 
 HUB_DIR = Path(__file__).parent / "hub"
@@ -49,52 +49,6 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {timeout:.0f} s")
         time.sleep(0.05)
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            tree.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    return tree
-
-
-def descendants(pid: int) -> list[int]:
-    """The ids of every process below ``pid`` (read from /proc)."""
-    tree, found, todo = _children(), [], [pid]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def stop_process_tree(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    """SIGTERM ``proc`` (it stops what it started), then SIGKILL whatever of its tree is left."""
-    tree = descendants(proc.pid)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    deadline = time.monotonic() + 5
-    while any(_alive(p) for p in tree) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for pid in tree:
-        if _alive(pid):
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 def tail(path: Path, chars: int = 4000) -> str:

@@ -26,7 +26,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from traitlets.config import Config
 from jupyter_agent.local_model.registry import get_spec
 from jupyter_agent.local_model.runtimes import choose
 from jupyter_agent.local_model.server import _cores, cache_ram_mib
+from jupyter_agent.testing.processes import alive, children, stop
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "qwen2.5-coder-0.5b"
@@ -174,21 +174,9 @@ def _post(url: str, body: Any) -> Any:
         return json.load(response)
 
 
-def _children(pid: int) -> Iterator[int]:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            yield int(entry.name)
-
-
 def _llama_server(pid: int) -> int | None:
     """The model server process the Jupyter server ``pid`` started, if it runs."""
-    for child in _children(pid):
+    for child in children(pid):
         try:
             cmdline = (Path("/proc") / str(child) / "cmdline").read_bytes()
         except OSError:
@@ -204,24 +192,6 @@ def _peak_rss(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise AssertionError(f"no VmHWM for process {pid}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = (Path("/proc") / str(pid) / "stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 def _outline(frames: list[dict[str, Any]]) -> list[str]:
@@ -412,12 +382,12 @@ def test_post_build_gives_a_lab_whose_agent_answers_on_the_small_model_with_no_k
             print(f"\nbinder: {timings}")
             assert llama_peak + server_peak < BINDER_MEMORY_LIMIT * 0.75, (llama_peak, server_peak)
         finally:
-            _stop(server)
+            stop(server)
             if llama is not None:
                 deadline = time.perf_counter() + 10
-                while _alive(llama) and time.perf_counter() < deadline:
+                while alive(llama) and time.perf_counter() < deadline:
                     time.sleep(0.2)
-                if _alive(llama):
+                if alive(llama):
                     llama_outlived_server = True
                     os.kill(llama, signal.SIGKILL)
     assert not llama_outlived_server, "the llama.cpp server outlived the Jupyter server by 10 s"
