@@ -26,6 +26,7 @@ from jupyter_agent.tools import builtin_tools
 from jupyter_agent.tools.browser import BROWSER_TOOLS
 
 SESSION = r"(?P<session_id>[A-Za-z0-9_-]{1,64})"
+TURN = r"(?P<turn>[A-Za-z0-9_-]{1,64})"
 
 
 class AgentExtension(ExtensionApp, JupyterAgent):
@@ -99,6 +100,11 @@ class AgentExtension(ExtensionApp, JupyterAgent):
                 (f"{base}/sessions/{SESSION}", handlers.SessionHandler),
                 (f"{base}/sessions/{SESSION}/events", handlers.EventsHandler),
                 (f"{base}/sessions/{SESSION}/plan", handlers.PlanHandler),
+                (f"{base}/sessions/{SESSION}/turns/{TURN}/changes", handlers.TurnChangesHandler),
+                (
+                    f"{base}/sessions/{SESSION}/turns/{TURN}/(?P<action>undo|redo|review)",
+                    handlers.TurnActionHandler,
+                ),
                 (f"{base}/sessions/{SESSION}/files/restore", handlers.RestoreHandler),
                 (f"{base}/sessions/{SESSION}/ws", SessionWebSocket),
                 (f"{base}/sessions/{SESSION}/browser", browser_handlers.BrowserStateHandler),

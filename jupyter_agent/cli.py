@@ -128,6 +128,31 @@ class SessionsCommand(AgentCommand):
         return show_sessions(self.settings(), self.extra_args[0] if self.extra_args else None, self.json)
 
 
+class UndoCommand(AgentCommand):
+    name = "jupyter-agent-undo"
+    description = (
+        "Take back a turn's changes to notebooks and files, keeping everyone else's edits: "
+        "jupyter agent undo SESSION [TURN] (default: the session's latest turn with changes)"
+    )
+    root = Unicode("", config=True, help="Workspace root (default: where the turn's changes were made).")
+    redo = Bool(False, config=True, help="Apply an undone turn's changes again instead.")
+    resolve = Unicode(
+        "",
+        config=True,
+        help="Settle an undone turn's conflicts: 'keep' (their text) or 'revert' (take the turn's change back).",
+    )
+    aliases = {**base_aliases, "root": "UndoCommand.root", "resolve": "UndoCommand.resolve"}
+    flags = {**base_flags, "redo": ({"UndoCommand": {"redo": True}}, "Apply an undone turn's changes again.")}
+
+    def run_command(self) -> int:
+        if not 1 <= len(self.extra_args) <= 2:
+            self.fail("undo needs a SESSION (its id, or the start of it) and optionally a TURN")
+        if self.resolve not in ("", "keep", "revert"):
+            self.fail("--resolve is 'keep' or 'revert'")
+        session, turn = self.extra_args[0], (self.extra_args[1] if len(self.extra_args) > 1 else None)
+        return asyncio.run(undo_turn(self.settings(), session, turn, self))
+
+
 class ModelListCommand(AgentCommand):
     name = "jupyter-agent-model-list"
     description = "The embedded offline models: whether each is installed and prepared."
@@ -250,6 +275,7 @@ class AgentApp(GroupCommand):
     subcommands = {
         "run": (RunCommand, "work on a notebook file towards a goal, headless"),
         "sessions": (SessionsCommand, "list stored sessions, or print one conversation"),
+        "undo": (UndoCommand, "take back a turn's changes to notebooks and files (or --redo them)"),
         "model": (ModelCommand, "the embedded offline model: list the models, prepare one"),
         "audit": (AuditCommands, "the audit log: check its hash chain, or show its latest entries"),
         "kernelspec": (KernelspecCommand, "manage the agent kernel"),
@@ -334,6 +360,67 @@ async def run_goal(command: RunCommand, settings: Any, goal: str) -> int:
         return 1
     print(f"Saved {path} (session {session.id[:8]})", file=sys.stderr)
     return 0
+
+
+# -- undo ---------------------------------------------------------------------------------------------------
+
+
+async def undo_turn(settings: Any, session_ref: str, turn: str | None, command: UndoCommand) -> int:
+    """Undo (or redo, or settle the conflicts of) a turn of a stored session, as ``jupyter agent undo``."""
+    import getpass
+
+    from jupyter_agent.collaboration.documents import FileProvider
+    from jupyter_agent.collaboration.files import Workspace
+    from jupyter_agent.collaboration.notebooks import NotebookEditor
+    from jupyter_agent.collaboration.review import TurnReview, describe
+    from jupyter_agent.composition import data_path
+    from jupyter_agent.engine.session import SessionManager
+    from jupyter_agent.errors import AgentError
+    from jupyter_agent.security.audit import AuditTrail
+    from jupyter_agent.security.boundary import Outbound
+    from jupyter_agent.security.redaction import Redactor
+    from jupyter_agent.store import Store
+
+    store = Store(data_path(settings.db_path, "agent.db"), role="cli")
+    sessions = SessionManager(store, runner=None)  # type: ignore[arg-type]  # no turns run here
+    try:
+        found = [s["id"] for s in store.list_sessions() if s["id"].startswith(session_ref)]
+        if len(found) != 1:
+            which = "no" if not found else "more than one"
+            print(f"error: {which} session matches {session_ref!r}", file=sys.stderr)
+            return 1
+        session_id = found[0]
+        turns = store.changed_turns(session_id)
+        recorded = [c.get("root") for t in turns[-1:] for c in store.changes(session_id, t) if c.get("root")]
+        root = Path(os.path.realpath(command.root or (recorded[0] if recorded else os.getcwd())))
+        services = {
+            "notebooks": NotebookEditor(FileProvider(root)),
+            "workspace": Workspace(root, data_path(settings.backup_dir, "backups")),
+        }
+        redactor = Redactor.for_settings(settings, None)
+        review = sessions.review = TurnReview(store, services)
+        sessions.outbound = Outbound(redactor, AuditTrail(store, redactor, settings.audit_log_file or None))
+        session = sessions.get(session_id)
+        user = {"username": getpass.getuser(), "display_name": ""}
+        if command.resolve:
+            turn = turn or review.last_undone(session_id)
+            choices = dict.fromkeys(review.state(session_id, turn)["conflicts"], command.resolve)
+            if not choices:
+                print(f"error: turn {turn} has no open conflicts", file=sys.stderr)
+                return 1
+            result = await session.undo(turn, user, choices)
+        elif command.redo:
+            result = await session.redo(turn, user)
+        else:
+            result = await session.undo(turn, user)
+    except AgentError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        return 1
+    finally:
+        await sessions.close()
+        store.close()
+    print(describe(result))
+    return 3 if result.get("conflicts") else 0
 
 
 # -- sessions ----------------------------------------------------------------------------------------------

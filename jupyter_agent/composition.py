@@ -129,6 +129,7 @@ def compose_engine(
     whether the person a turn acts for holds a tool's permission (the server's Authorizer); without it,
     tools run with the process's own rights.
     """
+    from jupyter_agent.collaboration.review import TurnReview
     from jupyter_agent.engine.budgets import Budgets
     from jupyter_agent.engine.loop import SYSTEM_PROMPT, AgentLoop, Budget
     from jupyter_agent.engine.router import ToolRouter
@@ -174,6 +175,10 @@ def compose_engine(
             emit=lambda kind, fields: turn.emit(kind, call_id=call.id, **fields),
             authorize=check,
             untrusted=turn.untrusted,
+            record=lambda change: turn.session.record_change(turn, call.id, {**change, "root": str(root)}),
+            pending={"session": turn.session.id, "turn": turn.id}
+            if turn.session.edit_mode == "review"
+            else None,
         )
 
     loop = AgentLoop(
@@ -184,6 +189,8 @@ def compose_engine(
         system_prompt=system_prompt or SYSTEM_PROMPT,
     )
     sessions = SessionManager(store, loop, settings.approval_timeout, describe_prompt)
+    sessions.review = TurnReview(store, services)
+    sessions.edit_mode = settings.edit_mode
     sessions.budgets = Budgets(
         store, settings.user_requests_per_minute, settings.user_tokens_per_day, settings.user_cost_per_day
     )

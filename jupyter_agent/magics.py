@@ -86,7 +86,22 @@ async def run_cell_async(line: str, cell: str | None) -> None:
     except OptionError as err:
         print(err, file=sys.stderr)
         return
-    await _frontend(shell).run_async(request)
+    if not _review_request(shell, request):
+        await _frontend(shell).run_async(request)
+
+
+def _review_request(shell: Any, request: Any) -> bool:
+    """``%agent undo [TURN]`` and ``%agent redo [TURN]``: done here (no model involved); False for a prompt."""
+    words = request.text.split()
+    if not 1 <= len(words) <= 2 or words[0] not in ("undo", "redo"):
+        return False
+    from jupyter_agent.errors import AgentError
+
+    try:
+        print(_frontend(shell).review_turn(words[0], words[1] if len(words) == 2 else None, request.session))
+    except AgentError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+    return True
 
 
 def agent_cell_transformer(lines: list[str]) -> list[str]:
@@ -149,14 +164,17 @@ class AgentMagics(Magics):
         """Ask the agent; it works in this kernel's namespace (python_run, python_variables).
 
         %%agent [options] with the request in the cell below it, or %agent [options] <request> on one line.
-        Interrupt the kernel (or press Stop) to cancel the turn.
+        Interrupt the kernel (or press Stop) to cancel the turn. %agent undo [TURN] takes back the changes the
+        session's latest (or that) turn made to files and notebooks, keeping others' edits; %agent redo
+        applies them again.
         """
         try:
             request = parse_request(line, cell)
         except OptionError as err:
             print(err, file=sys.stderr)
             return
-        _frontend(self.shell).run_sync(request)
+        if not _review_request(self.shell, request):
+            _frontend(self.shell).run_sync(request)
 
     @line_magic
     def agent_config(self, line: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from traitlets import Bool, Dict, Float, Int, List, Unicode, default, validate
+from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, default, validate
 from traitlets.config import Configurable
 
 from jupyter_agent.tools.base import POLICIES
@@ -98,6 +98,14 @@ class ToolSettings(Configurable):
     )
     cell_timeout = Float(
         300.0, config=True, help="Default seconds a cell may run before the kernel is interrupted."
+    )
+    edit_mode = Enum(
+        ["live", "review"],
+        "live",
+        config=True,
+        help="""How the agent's notebook edits land: 'live' (the default) applies them at once (each turn can
+        still be undone); 'review' puts them in the live notebook marked as pending, for every collaborator to
+        see, until a person accepts or rejects them (per turn or per cell). Each chat session can switch.""",
     )
     untrusted_content_policy = Unicode(
         "ask",

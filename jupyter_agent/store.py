@@ -56,6 +56,14 @@ CREATE TABLE IF NOT EXISTS audit (
     action TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session TEXT NOT NULL,
+    turn TEXT NOT NULL,
+    ts REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_by_turn ON changes (session, turn, id);
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -116,6 +124,7 @@ class Store:
         self._migrate()
         self._db.commit()
         self._commit_scheduled = False
+        self._closed = False
         start = _process_start(os.getpid())
         self.writer: dict[str, Any] = {
             "id": uuid.uuid4().hex,
@@ -237,6 +246,11 @@ class Store:
         self._db.execute("DELETE FROM events WHERE session = ?", (session_id,))
         self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
         self._db.execute("DELETE FROM kv WHERE key = ?", (f"plan:{session_id}",))
+        self._db.execute("DELETE FROM changes WHERE session = ?", (session_id,))
+        self._db.execute(
+            "DELETE FROM kv WHERE key = ? OR key GLOB ?",
+            (f"edit_mode:{session_id}", f"review:{session_id}:*"),
+        )
         self._changed()
 
     # -- events -------------------------------------------------------------------------------------
@@ -281,6 +295,30 @@ class Store:
     def data_version(self) -> int:
         """A number that changes when another connection commits (cheap: polled to follow other writers)."""
         return self._db.execute("PRAGMA data_version").fetchone()[0]
+
+    # -- what turns changed (collaboration.review) -----------------------------------------------------
+    def add_change(self, session_id: str, turn: str, change: dict[str, Any]) -> int:
+        """Record one change a turn made to a notebook or file; returns its id (increasing)."""
+        cursor = self._db.execute(
+            "INSERT INTO changes (session, turn, ts, data) VALUES (?, ?, ?, ?)",
+            (session_id, turn, time.time(), json.dumps(change)),
+        )
+        self._changed()
+        return int(cursor.lastrowid or 0)
+
+    def changes(self, session_id: str, turn: str) -> list[dict[str, Any]]:
+        """The changes a turn made, in the order it made them (each with its ``id``)."""
+        rows = self._db.execute(
+            "SELECT id, data FROM changes WHERE session = ? AND turn = ? ORDER BY id", (session_id, turn)
+        )
+        return [{**json.loads(data), "id": id} for id, data in rows]
+
+    def changed_turns(self, session_id: str) -> list[str]:
+        """The turns of a session that changed something, oldest first."""
+        rows = self._db.execute(
+            "SELECT turn FROM changes WHERE session = ? GROUP BY turn ORDER BY MIN(id)", (session_id,)
+        )
+        return [row[0] for row in rows]
 
     # -- audit and small values -------------------------------------------------------------------------
     def audit(
@@ -386,14 +424,17 @@ class Store:
 
     def flush(self) -> None:
         self._commit_scheduled = False
-        self._db.commit()
+        if not self._closed:  # a commit scheduled before close() found the work done already
+            self._db.commit()
 
     def close(self) -> None:
         try:
             self.release_sessions()
+            self._db.commit()
         finally:
             with _open_lock:
                 _open_writers.pop(self.writer["id"], None)
+            self._closed = True
             self._db.close()
 
 

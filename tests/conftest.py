@@ -10,7 +10,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import pytest
 
 from jupyter_agent.testing.scripted_llm import ScriptedLLM
-from tests.clients import AgentClient, open_agent
+from tests.clients import AgentClient, collaborator, open_agent
 from tests.engine_kit import EngineKit
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -90,6 +90,14 @@ def agent(jp_serverapp, jp_fetch, jp_http_port, jp_base_url, jp_auth_header):
     client = open_agent(jp_fetch, jp_http_port, jp_base_url, jp_auth_header)
     yield client
     client.close()
+
+
+@pytest.fixture
+def collab(jp_fetch, jp_http_port, jp_base_url, jp_auth_header):
+    """``async with collab(path) as doc``: a person's pycrdt client of the live document at ``path``."""
+    return lambda path, kind="notebook": collaborator(
+        jp_fetch, jp_http_port, jp_base_url, jp_auth_header, path, kind
+    )
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ import asyncio
 import json
 
 import nbformat
-import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from jupyter_agent.testing.scripted_llm import Reply, ToolCallSpec
-from tests.clients import collaborator, wait_for
+from tests.clients import wait_for
 
 
 def make_notebook(root, name="t.ipynb", sources=("x = 1",)):
@@ -35,13 +34,6 @@ def read_disk(path):
 
 def cell_sources(doc):
     return [str(c["source"]) for c in doc.ycells]
-
-
-@pytest.fixture
-def collab(jp_fetch, jp_http_port, jp_base_url, jp_auth_header):
-    return lambda path, kind="notebook": collaborator(
-        jp_fetch, jp_http_port, jp_base_url, jp_auth_header, path, kind
-    )
 
 
 async def test_collaborator_sees_agent_cell_and_its_outputs_live(agent, llm, jp_root_dir, collab):

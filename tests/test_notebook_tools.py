@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import nbformat
-import pytest
 
 from jupyter_agent.testing.scripted_llm import Reply, ToolCallSpec
-from tests.clients import collaborator, wait_for
+from tests.clients import wait_for
 from tests.test_notebook_live import read_disk
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -50,11 +49,6 @@ def tool_results(frames):
 
 def call(name, **args):
     return Reply(tool_calls=[ToolCallSpec(name, args)])
-
-
-@pytest.fixture
-def collab(jp_fetch, jp_http_port, jp_base_url, jp_auth_header):
-    return lambda path: collaborator(jp_fetch, jp_http_port, jp_base_url, jp_auth_header, path)
 
 
 async def test_edit_cell_keeps_a_persons_typing_elsewhere_in_the_same_cell(agent, llm, jp_root_dir, collab):

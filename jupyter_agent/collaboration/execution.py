@@ -17,8 +17,14 @@ from typing import Any, Protocol
 from pycrdt import Array, Map, Text
 
 from jupyter_agent.collaboration.documents import agent_transaction
-from jupyter_agent.collaboration.notebooks import NotebookEditor, find_cell, notebook_kernel_name
-from jupyter_agent.errors import BadRequest, ToolError
+from jupyter_agent.collaboration.notebooks import (
+    NotebookEditor,
+    cell_change,
+    cell_state,
+    find_cell,
+    notebook_kernel_name,
+)
+from jupyter_agent.errors import BadRequest, NotFound, ToolError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,7 @@ class ExecutionResult:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. the kernel was restarted before this run
     code: str = ""  # the cell's source as it ran
+    change: dict[str, Any] | None = None  # the outputs it replaced and wrote, for the turn's review and undo
 
     def stream_text(self) -> str:
         """Everything the run printed (stdout and stderr)."""
@@ -200,7 +207,8 @@ class CellRunner:
 
     async def run_cell(self, path: str, cell_id: str, timeout: float | None = None) -> ExecutionResult:
         nb = await self.editor.documents.notebook(path)
-        ycell = nb.ycells[find_cell(nb, cell_id)]
+        index = find_cell(nb, cell_id)
+        ycell, before = nb.ycells[index], cell_state(nb, index)
         if ycell.get("cell_type") != "code":
             raise BadRequest(f"cell {cell_id} is a {ycell.get('cell_type')} cell; only code cells run")
         kernel = await self.kernels.kernel_for(path, notebook_kernel_name(nb))
@@ -217,7 +225,11 @@ class CellRunner:
             await self.editor.documents.saved(path)
         if any(o["output_type"] == "error" for o in writer.outputs) and status == "ok":
             status = "error"
-        return ExecutionResult(cell_id, status, count, writer.outputs, notes, code)
+        try:
+            change = cell_change("outputs", path, cell_id, before, cell_state(nb, find_cell(nb, cell_id)))
+        except NotFound:  # deleted while it ran: nothing of the run is left to review or undo
+            change = None
+        return ExecutionResult(cell_id, status, count, writer.outputs, notes, code, change)
 
     async def restart_kernel(self, path: str) -> dict[str, Any]:
         """Restart the kernel of notebook ``path`` (the one JupyterLab shows): its variables are lost and

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from jupyter_agent.collaboration.merge import force_merge, merge_source
 from jupyter_agent.errors import AgentError, BadRequest, Forbidden, NotFound, PathOutsideRoot
 from jupyter_agent.security.paths import relative_to_root, resolve_in_root, write_atomically
 
@@ -204,17 +205,20 @@ class Workspace:
                 raise BadRequest(f"{api!r} is open as text in an editor; close it to put back binary content")
             await self._checkpoint(api)
             # Nothing awaits from here to the edit: the text backed up is the text the edit applies to.
-            backup = self._backup(api, doc.source, session_id)
+            before = doc.source
+            backup = self._backup(api, before, session_id)
             with _agent_edit(doc):
                 _set_text(doc, content)
-            return {"path": api, "bytes": size, "backup": backup, "live": True}
-        backup = None
+            change = file_change(api, before, doc.source)
+            return {"path": api, "bytes": size, "backup": backup, "live": True, "change": change}
+        backup = before = None
         if model is not None:
             before = await self._file_content(api, model, MAX_BACKUP_BYTES, "change it in a cell instead")
             backup = self._backup(api, before, session_id)
             await self._checkpoint(api)
         await self._save(api, content)
-        return {"path": api, "bytes": size, "backup": backup, "live": False}
+        change = file_change(api, before, content)
+        return {"path": api, "bytes": size, "backup": backup, "live": False, "change": change}
 
     async def patch(self, path: str, old: str, new: str, session_id: str = "") -> dict[str, Any]:
         if not old:
@@ -237,11 +241,56 @@ class Workspace:
                 ytext = doc.ydoc.get("source", type=_text_type())
                 del ytext[at : at + len(old)]
                 ytext.insert(at, new)
+            after = doc.source
         else:
             at = _locate(api, text, old)
             backup = self._backup(api, text, session_id)
-            await self._save(api, text[:at] + new + text[at + len(old) :])
-        return {"path": api, "backup": backup, "live": doc is not None, "line": text.count("\n", 0, at) + 1}
+            after = text[:at] + new + text[at + len(old) :]
+            await self._save(api, after)
+        return {
+            "path": api,
+            "backup": backup,
+            "live": doc is not None,
+            "line": text.count("\n", 0, at) + 1,
+            "change": file_change(api, text, after),
+        }
+
+    async def apply_text(
+        self, path: str, base: str | None, new: str | None, force: bool = False
+    ) -> dict[str, Any]:
+        """Carry a file from ``base`` to ``new`` (None: no file) over whatever others did to it since.
+
+        Three-way, line by line: the lines others changed are kept; where they changed the lines this change
+        touches, nothing is written and the answer is a conflict with their text, unless ``force`` (then this
+        change wins on those lines only). Returns ``{"status": "applied" | "unchanged" | "conflict", "theirs"}``.
+        """
+        api = self.api_path(self.resolve(path))
+        await self._check_visible(api)
+        try:
+            current, doc = await self._current_text(api)
+        except NotFound:
+            current, doc = None, None
+        if base == new or current == new:
+            return {"status": "unchanged", "theirs": current}
+        if new is None:
+            if current != base and not force:
+                return {"status": "conflict", "theirs": current}
+            await self._call(api, "delete", api)
+            return {"status": "applied", "theirs": current}
+        if current == base or current is None or base is None:
+            if current != base and not force:  # created or deleted by someone else meanwhile
+                return {"status": "conflict", "theirs": current}
+            merged = new
+        else:
+            merged = force_merge(base, current, new) if force else merge_source(base, current, new)
+            if merged is None:
+                return {"status": "conflict", "theirs": current}
+        if doc is not None:
+            with _agent_edit(doc):
+                _set_text(doc, merged)
+        else:
+            await self._save(api, merged)
+        return {"status": "applied", "theirs": current}
 
     async def list(
         self, path: str = ".", pattern: str | None = None, limit: int = MAX_LIST_ENTRIES
@@ -389,6 +438,19 @@ class Workspace:
             content = data
         result = await self.write(path, content, session_id)
         return {**result, "restored_from": choices[0]["backup"]}
+
+
+#: The largest text a turn's change record keeps (before and after): bigger files are reverted from backups.
+MAX_RECORDED_TEXT = 5_000_000
+
+
+def file_change(api: str, before: str | bytes | None, after: str | bytes) -> dict[str, Any]:
+    """One change of a file, as a turn records it for review and undo (text only, up to a size)."""
+    change: dict[str, Any] = {"target": "file", "op": "create" if before is None else "write", "path": api}
+    texts = [t for t in (before, after) if t is not None]
+    if any(isinstance(t, bytes) or len(t) > MAX_RECORDED_TEXT for t in texts):
+        return {**change, "before": None, "after": None, "unrecorded": True}
+    return {**change, "before": before, "after": after}
 
 
 def _locate(api: str, text: str, old: str) -> int:

@@ -24,6 +24,7 @@ from jupyter_ydoc import YNotebook
 from pycrdt import Map, Text
 
 from jupyter_agent.collaboration.documents import DocumentProvider, agent_transaction
+from jupyter_agent.collaboration.merge import merge_source
 from jupyter_agent.errors import BadRequest, NotFound, ToolError
 
 CELL_TYPES = ("code", "markdown", "raw")
@@ -59,34 +60,6 @@ def output_text(output: dict[str, Any], limit: int = 2000) -> str:
         if images:
             text = (text + "\n" if text else "") + f"[{images[0]} output]"
     return text if len(text) <= limit else text[:limit] + " [...]"
-
-
-def merge_source(base: str, current: str, new: str) -> str | None:
-    """Apply the changes from ``base`` to ``new`` onto ``current`` (which others changed from ``base``).
-
-    Line by line, as ``git merge`` does: None when the agent changed a line that was changed in ``current``.
-    """
-    old_lines, live, wanted = (s.splitlines(keepends=True) for s in (base, current, new))
-    blocks = SequenceMatcher(None, old_lines, live, autojunk=False).get_matching_blocks()
-
-    def unchanged(i1: int, i2: int) -> int | None:
-        # Where lines i1:i2 of base are in current, if nobody else changed them (or where to insert, if i1 == i2).
-        for a, b, size in blocks:
-            if a <= i1 and i2 <= a + size and (size or i1 == i2 == a):
-                return b + (i1 - a)
-        return None
-
-    edits = []
-    for tag, i1, i2, j1, j2 in SequenceMatcher(None, old_lines, wanted, autojunk=False).get_opcodes():
-        if tag == "equal":
-            continue
-        at = unchanged(i1, i2)
-        if at is None:
-            return None
-        edits.append((at, at + (i2 - i1), wanted[j1:j2]))
-    for start, end, lines in reversed(edits):
-        live[start:end] = lines
-    return "".join(live)
 
 
 def replace_lines(ytext: Text, new: str) -> None:
@@ -139,8 +112,17 @@ class NotebookEditor:
         return {"path": path, "kernel": kernel, "cells": cells}
 
     async def insert_cell(
-        self, path: str, source: str, cell_type: str = "code", index: int | None = None
+        self,
+        path: str,
+        source: str,
+        cell_type: str = "code",
+        index: int | None = None,
+        pending: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Insert a cell; ``pending`` (``{"session", "turn"}``, review mode) marks it for a person's review.
+
+        The result's ``change`` is what the turn's review and undo record (see collaboration.review).
+        """
         if cell_type not in CELL_TYPES:
             raise BadRequest(f"cell_type must be one of {', '.join(CELL_TYPES)}")
         nb = await self.documents.notebook(path)
@@ -159,11 +141,15 @@ class NotebookEditor:
             cell.update(outputs=[], execution_count=None)
         with agent_transaction(nb):
             nb.ycells.insert(index, nb.create_ycell(cell))
+            mark_pending(nb.ycells[index], "insert", pending)
+        change = cell_change("insert", path, cell["id"], None, cell_state(nb, index), pending)
         self._seen[(path, cell["id"])] = source
         await self.documents.saved(path)
-        return {"path": path, "cell_id": cell["id"], "index": index}
+        return {"path": path, "cell_id": cell["id"], "index": index, "change": change}
 
-    async def edit_cell(self, path: str, cell_id: str, source: str) -> dict[str, Any]:
+    async def edit_cell(
+        self, path: str, cell_id: str, source: str, pending: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         nb = await self.documents.notebook(path)
         index = find_cell(nb, cell_id)
         current = str(nb.ycells[index]["source"])
@@ -177,22 +163,97 @@ class NotebookEditor:
                     f"cell {cell_id} was changed by someone else where you edited it; it is now:\n{current}\n"
                     "Edit it again, starting from this source."
                 )
+        before = cell_state(nb, index)
         with agent_transaction(nb):
             replace_lines(nb.ycells[index]["source"], source if merged is None else merged)
+            mark_pending(nb.ycells[index], "edit", pending)
+        change = cell_change("edit", path, cell_id, before, cell_state(nb, index), pending)
         # What the agent knows is the source it wrote, not the merge (it has not seen the other person's
         # changes): its next edit, written from that, is merged again and keeps those changes.
         self._seen[(path, cell_id)] = source
         await self.documents.saved(path)
-        return {"path": path, "cell_id": cell_id, "index": index}
+        return {"path": path, "cell_id": cell_id, "index": index, "change": change}
 
-    async def delete_cell(self, path: str, cell_id: str) -> dict[str, Any]:
+    async def delete_cell(
+        self, path: str, cell_id: str, pending: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Delete a cell; in review mode (``pending``) the cell stays, marked for deletion, until accepted."""
         nb = await self.documents.notebook(path)
         index = find_cell(nb, cell_id)
+        before = cell_state(nb, index)
         with agent_transaction(nb):
-            del nb.ycells[index]
+            if pending is None:
+                del nb.ycells[index]
+            else:
+                mark_pending(nb.ycells[index], "delete", pending)
+        change = cell_change("delete", path, cell_id, before, None, pending)
         self._seen.pop((path, cell_id), None)
         await self.documents.saved(path)
-        return {"path": path, "cell_id": cell_id, "index": index}
+        return {
+            "path": path,
+            "cell_id": cell_id,
+            "index": index,
+            "pending": pending is not None,
+            "change": change,
+        }
+
+
+#: The cell metadata key of the agent's pending edits (review mode): ``{"pending": "insert" | "edit" |
+#: "delete", "session": ..., "turn": ...}``. Every collaborator sees it; accept or reject removes it.
+PENDING_KEY = "jupyter_agent"
+
+
+def mark_pending(ycell: Map, kind: str, pending: dict[str, Any] | None) -> None:
+    """Mark a cell as the agent's pending ``kind`` of edit (inside a transaction); nothing when not reviewing.
+
+    An inserted cell stays an insert when edited later in the turn, and a deletion wins over an edit.
+    """
+    if pending is None:
+        return
+    metadata = ycell["metadata"]
+    previous = (metadata.get(PENDING_KEY) or {}) if isinstance(metadata, Map) else {}
+    if previous.get("pending") == "insert" and kind == "edit":
+        kind = "insert"
+    metadata[PENDING_KEY] = {"pending": kind, "session": pending["session"], "turn": pending["turn"]}
+
+
+def cell_state(nb: YNotebook, index: int) -> dict[str, Any]:
+    """A cell as a turn's change record keeps it: the cell (without the review marker), its place and its
+    neighbours' ids (where to put it back if it is deleted meanwhile)."""
+    cell = nb.ycells[index].to_py() or {}
+    metadata = dict(cell.get("metadata") or {})
+    metadata.pop(PENDING_KEY, None)
+    cell["metadata"] = metadata
+    cell.pop("execution_state", None)
+    count = len(nb.ycells)
+    return {
+        "cell": cell,
+        "index": index,
+        "prev": nb.ycells[index - 1].get("id") if index > 0 else None,
+        "next": nb.ycells[index + 1].get("id") if index + 1 < count else None,
+    }
+
+
+def cell_change(
+    op: str,
+    path: str,
+    cell_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    pending: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One change of a cell, as a turn records it."""
+    cell_type = ((after or before or {}).get("cell") or {}).get("cell_type")
+    return {
+        "target": "cell",
+        "op": op,
+        "path": path,
+        "cell_id": cell_id,
+        "cell_type": cell_type,
+        "before": before,
+        "after": after,
+        "pending": pending is not None,
+    }
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 #: The event types the model's transcript is folded from; the others (token, activity, usage, ...) are for
 #: people only and never reach the model.
-TRANSCRIPT_EVENTS = ("message", "tool_result", "done", "error")
+TRANSCRIPT_EVENTS = ("message", "tool_result", "done", "error", "turn_review")
 
 
 class Transcript:
@@ -26,16 +26,23 @@ class Transcript:
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
         self._waiting: dict[str, dict[str, Any]] = {}
+        self._notes: list[str] = []  # what people did to earlier turns' changes, told with the next prompt
 
     def start_turn(self, turn_id: str) -> None:
         message = self._waiting.pop(turn_id, None)
         if message is not None:
+            if self._notes and isinstance(message["content"], str):
+                message = {**message, "content": "\n".join([*self._notes, message["content"]])}
+                self._notes.clear()
             self.messages.append(message)
 
     def apply(self, event: dict[str, Any]) -> None:
         if event.get("task"):  # a planner task's own conversation, not the session's
             return
         kind, turn = event.get("type"), event.get("turn")
+        if kind == "turn_review":
+            self._notes.append(review_note(event))
+            return
         if kind == "message" and event.get("role") == "user" and turn:
             self._waiting[turn] = {"role": "user", "content": event.get("model_content", event["content"])}
             return
@@ -43,6 +50,27 @@ class Transcript:
             self.start_turn(turn)
         if kind in ("message", "tool_result"):
             apply_event(self.messages, event)
+
+
+REVIEW_WORDS = {
+    "undo": "undid",
+    "redo": "redid",
+    "accept": "accepted",
+    "reject": "rejected",
+    "resolve": "settled conflicts of",
+}
+
+
+def review_note(event: dict[str, Any]) -> str:
+    """What the model is told, with the next prompt, of a person's undo, redo, accept or reject."""
+    who = (event.get("user") or {}).get("username") or "a person"
+    action = REVIEW_WORDS.get(str(event.get("action")), str(event.get("action")))
+    keys = [*(event.get("reverted") or []), *(event.get("applied") or []), *(event.get("accepted") or [])]
+    names = ", ".join(k.split(":", 1)[1] for k in keys[:10]) or "nothing"
+    note = f"[Note: {who} {action} the changes of an earlier turn ({names})."
+    if event.get("conflicts"):
+        note += f" {len(event['conflicts'])} change(s) were left as people had edited them."
+    return note + " Read notebooks and files again before editing them.]"
 
 
 def apply_event(history: list[dict[str, Any]], event: dict[str, Any]) -> None:

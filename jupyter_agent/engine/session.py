@@ -93,6 +93,8 @@ class Session:
         # By call id: the decision to come, the turn that asked and the tool it asks about.
         self._approvals: dict[str, tuple[asyncio.Future[str], Turn, str]] = {}
         self.policy: dict[str, str] = {}  # per-session "always allow" decisions
+        self._edit_mode: str | None = None  # read from the store when first asked
+        self._review_lock = asyncio.Lock()  # one undo, redo or review of this session's turns at a time
 
     @property
     def running(self) -> bool:
@@ -115,6 +117,7 @@ class Session:
             "shared": self.shared,
             "writer": self.writer,
             "read_only": self.read_only,
+            "edit_mode": self.edit_mode,
             **({"read_only_reason": describe_writer(self.writer)} if self.read_only else {}),
         }
 
@@ -373,6 +376,85 @@ class Session:
             raise BadRequest("planning is not available here")
         return self._manager.planner
 
+    # -- review and undo of turns (collaboration.review) -------------------------------------------------------
+    @property
+    def edit_mode(self) -> str:
+        """``live`` (the agent's notebook edits apply at once) or ``review`` (they wait, marked, for a person)."""
+        if self._edit_mode is None:
+            saved = self._manager.store.get_value(f"edit_mode:{self.id}")
+            self._edit_mode = saved if saved in EDIT_MODES else self._manager.edit_mode
+        return self._edit_mode
+
+    def set_edit_mode(self, mode: Any) -> None:
+        self._check_writable()
+        if mode not in EDIT_MODES:
+            raise BadRequest(f"edit_mode must be one of {', '.join(EDIT_MODES)}")
+        self._edit_mode = mode
+        self._manager.store.set_value(f"edit_mode:{self.id}", mode)
+        self.emit("session", title=self.title, shared=self.shared, edit_mode=mode)
+
+    def record_change(self, turn: Any, call_id: str, change: dict[str, Any]) -> None:
+        """Keep a change a tool call of ``turn`` made (for its review and undo) and show it (a ``change``)."""
+        review = self._manager.review
+        if review is None:
+            return
+        task = getattr(getattr(turn, "task", None), "id", None)
+        summary = review.record(
+            self.id, turn.id, {**change, "call_id": call_id, **({"task": task} if task else {})}
+        )
+        turn.emit("change", call_id=call_id, change=summary)
+
+    def turn_changes(self, turn_id: Any) -> dict[str, Any]:
+        """What a turn changed, with diffs, its review state and open conflicts."""
+        return self._reviewer().changes(self.id, _turn_id(turn_id), self.edit_mode)
+
+    async def undo(
+        self, turn_id: Any = None, user: dict[str, Any] | None = None, resolve: Any = None
+    ) -> dict[str, Any]:
+        """Take back a turn's changes (the latest turn that has some when ``turn_id`` is None), keeping
+        everyone else's edits; with ``resolve``, settle the conflicts of an undone turn."""
+        if resolve is not None and not isinstance(resolve, dict):
+            raise BadRequest('resolve maps conflict keys to "keep" or "revert"')
+        action = "resolve" if resolve else "undo"
+        return await self._review_action(action, turn_id, user, lambda r, t: r.undo(self.id, t, resolve))
+
+    async def redo(self, turn_id: Any = None, user: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Apply an undone turn's changes again (the latest undone turn when ``turn_id`` is None)."""
+        return await self._review_action("redo", turn_id, user, lambda r, t: r.redo(self.id, t))
+
+    async def review(
+        self, turn_id: Any, action: Any, cells: Any = None, user: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Accept or reject a turn's pending (review mode) edits: all of them, or those of ``cells``."""
+        if action not in ("accept", "reject"):
+            raise BadRequest('action must be "accept" or "reject"')
+        return await self._review_action(
+            action, turn_id, user, lambda r, t: r.review(self.id, t, action, cells)
+        )
+
+    async def _review_action(
+        self, action: str, turn_id: Any, user: Any, act: Callable[[Any, str], Any]
+    ) -> dict[str, Any]:
+        self._check_writable()
+        review = self._reviewer()
+        if turn_id is None and action == "undo":
+            turn = review.last_turn(self.id)
+        elif turn_id is None and action == "redo":
+            turn = review.last_undone(self.id)
+        else:
+            turn = _turn_id(turn_id)
+        if self._current_turn is not None and self._current_turn.id == turn:
+            raise Conflict(f"turn {turn} is still running; stop it first", code="turn_running")
+        async with self._review_lock:
+            result = await act(review, turn)
+        self.emit("turn_review", turn=turn, action=action, user=user, **result)
+        return {"turn": turn, **result}
+
+    def _reviewer(self) -> Any:
+        if self._manager.review is None:
+            raise BadRequest("review and undo are not available here")
+        return self._manager.review
+
     def share(self, shared: bool) -> None:
         """Show this session to the collaborators of its notebook (True), or to its owner only."""
         self._check_writable()
@@ -394,6 +476,15 @@ class Session:
 
 
 #: How each kind of process is named when it writes a session that another one shows.
+EDIT_MODES = ("live", "review")
+
+
+def _turn_id(value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        raise BadRequest("turn must be a turn id (a string)")
+    return value
+
+
 ROLE_NAMES = {"server": "the Jupyter server", "kernel": "a kernel", "cli": "a `jupyter agent` command"}
 FOLLOW_INTERVAL = 0.2  # seconds between looks for other processes' events in sessions shown read-only
 
@@ -430,6 +521,8 @@ class SessionManager:
         self.approval_timeout = approval_timeout
         self.describe_prompt = describe_prompt or (lambda text, _context: text)
         self.planner: Any = None  # runs plan prompts (engine.scheduler.Scheduler); None: no planning
+        self.review: Any = None  # collaboration.review.TurnReview: what turns changed, undo; None: none
+        self.edit_mode = "live"  # the default of new sessions (c.JupyterAgent.edit_mode)
         #: What each event's fields pass before they are logged (security.boundary.Outbound); default: nothing.
         self.outbound: Callable[[Session, str, dict[str, Any]], dict[str, Any]] = lambda _s, _t, fields: (
             fields

@@ -31,6 +31,8 @@ EVENT_TYPES = frozenset(
         "done",  # the turn ended
         "session",  # session metadata changed (title)
         "redaction",  # what was hidden during a turn, by kind (just before its done or error)
+        "change",  # a tool call changed a notebook cell or a file (a summary; GET .../changes has diffs)
+        "turn_review",  # a turn's changes were undone, redone, accepted or rejected (by whom, conflicts)
     }
 )
 

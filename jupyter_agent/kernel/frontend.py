@@ -368,6 +368,20 @@ class KernelFrontend:
             log.debug("jupyter-agent engine built in %.0f ms", (time.perf_counter() - started) * 1000)
         return self._agent
 
+    def review_turn(self, action: str, turn: str | None, name: str | None) -> str:
+        """``%agent undo [TURN]`` / ``%agent redo [TURN]`` on this kernel's session (or the named one): the
+        turn's changes to files and notebooks taken back or applied again, as the chat's Undo does."""
+        from jupyter_agent.collaboration.review import describe
+
+        async def act() -> str:
+            agent = await self._ensure_agent()
+            session = self._session(agent, name)
+            user = {"username": agent.user, "display_name": ""}
+            done = await (session.undo(turn, user) if action == "undo" else session.redo(turn, user))
+            return describe(done)
+
+        return self.engine.submit(act()).result()
+
     def _session(self, agent: Any, name: str | None) -> Any:
         name = name or self.defaults["session"]
         if name:

@@ -59,6 +59,9 @@ class Outbound:
         turn = fields.get("turn")
         if not isinstance(turn, str):
             return fields
+        if type == "turn_review":  # a person acted on a finished turn: undo, redo, accept, reject
+            self._audit_review(session.id, fields, vault)
+            return fields
         key = (session.id, turn)
         notes = self._turns.setdefault(key, _TurnNotes())
         notes.hidden.update(seen)
@@ -132,6 +135,20 @@ class Outbound:
         if outcome in REFUSALS:  # the Authorizer said no: a refusal like a refused request to the server
             refusal = {"tool": call.get("name"), "call_id": call_id, "reason": call.get("error")}
             self._record(session, notes.user, "refused", refusal, vault)
+
+    def _audit_review(self, session: str, fields: dict[str, Any], vault: Vault) -> None:
+        user = fields.get("user")
+        detail = {
+            "turn": fields["turn"],
+            "state": fields.get("state"),
+            **{k: fields[k] for k in ("reverted", "applied", "accepted", "kept", "cells") if fields.get(k)},
+            "conflicts": [c.get("key") for c in fields.get("conflicts") or []],
+        }
+        try:
+            username = user.get("username") if isinstance(user, dict) else None
+            self._record(session, username, f"turn_{fields.get('action')}", detail, vault)
+        except Exception:
+            log.exception("Could not write the audit entry of a review action in session %s", session)
 
     def _record(
         self, session: str, user: str | None, action: str, detail: dict[str, Any], vault: Vault

@@ -75,3 +75,10 @@ class SessionAccess:
         raise Forbidden(
             f"{who} may not approve {name}: it needs {permission[0]}:{permission[1]}, which {who} lacks"
         )
+
+    async def check_editor(self, principal: Principal | None, what: str) -> None:
+        """Undo, redo, accept and reject change notebooks and files: only people who may write them can."""
+        if await self.authorization(principal, ("contents", "write")):
+            return
+        who = principal.username if principal is not None else "this user"
+        raise Forbidden(f"{who} may not {what}: it needs contents:write, which {who} lacks")

@@ -151,11 +151,14 @@ class SessionHandler(AgentHandler):
     @web.authenticated
     @authorized
     async def patch(self, session_id: str) -> None:
-        """``{"title": str}`` renames; ``{"shared": bool}`` (the owner only) shows it to collaborators."""
+        """``{"title": str}`` renames; ``{"shared": bool}`` (the owner only) shows it to collaborators;
+        ``{"edit_mode": "live" | "review"}`` says how the agent's notebook edits land."""
         body = self.json_body()
-        title, shared = body.get("title"), body.get("shared")
-        if title is None and shared is None:
-            raise BadRequest('send "title" (a string) or "shared" (true or false)')
+        title, shared, edit_mode = body.get("title"), body.get("shared"), body.get("edit_mode")
+        if title is None and shared is None and edit_mode is None:
+            raise BadRequest(
+                'send "title" (a string), "shared" (true or false) or "edit_mode" ("live" or "review")'
+            )
         if title is not None and (not isinstance(title, str) or not 0 < len(title) <= 200):
             raise BadRequest("title must be a non-empty string of at most 200 characters")
         if shared is not None and not isinstance(shared, bool):
@@ -168,6 +171,10 @@ class SessionHandler(AgentHandler):
         if title is not None:
             session.rename(title)
             session.emit("session", title=title, shared=session.shared)
+        if edit_mode is not None:
+            await self.extensionapp.access.check_editor(self.principal, "change how the agent's edits land")
+            session.set_edit_mode(edit_mode)
+            self.agent.audit(session_id, user_info(self), "edit_mode", {"edit_mode": edit_mode})
         self.reply(session.to_dict())
 
     @web.authenticated
@@ -200,6 +207,39 @@ class PlanHandler(AgentHandler):
         self.reply(plan)
 
 
+class TurnChangesHandler(AgentHandler):
+    """What one turn changed: its notebooks' cells and files, with diffs, review state and conflicts."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str, turn: str) -> None:
+        self.reply((await self.session(session_id)).turn_changes(turn))
+
+
+class TurnActionHandler(AgentHandler):
+    """``POST .../turns/{turn}/undo`` (body ``{"resolve": {key: "keep" | "revert"}}`` settles conflicts),
+    ``.../redo`` and ``.../review`` (``{"action": "accept" | "reject", "cells": [ids]}``)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str, turn: str, action: str) -> None:
+        body = self.json_body()
+        session = await self.session(session_id)
+        await self.extensionapp.access.check_editor(self.principal, f"{action} the agent's changes")
+        self.reply(await turn_action(session, action, turn, body, user_info(self)))
+
+
+async def turn_action(
+    session: Any, action: str, turn: Any, body: dict[str, Any], user: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Undo, redo or review a turn of ``session`` as ``user`` (the REST route and the WebSocket frame)."""
+    if action == "undo":
+        return await session.undo(turn, user, body.get("resolve"))
+    if action == "redo":
+        return await session.redo(turn, user)
+    return await session.review(turn, body.get("action"), body.get("cells"), user)
+
+
 class ToolsHandler(AgentHandler):
     @web.authenticated
     @authorized
@@ -217,6 +257,7 @@ class RestoreHandler(AgentHandler):
             raise BadRequest("path is required")
         await self.session(session_id)
         restored = await self.agent.workspace.restore(session_id, path, body.get("backup"))
+        restored.pop("change", None)
         self.agent.audit(
             session_id, user_info(self), "file_restore", {"path": path, "backup": restored["restored_from"]}
         )

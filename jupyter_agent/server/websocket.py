@@ -9,14 +9,27 @@ from tornado import web
 
 from jupyter_agent.engine.types import PROTOCOL_VERSION
 from jupyter_agent.errors import BadRequest
-from jupyter_agent.server.handlers import MAX_INT, user_info
+from jupyter_agent.server.handlers import MAX_INT, turn_action, user_info
 from jupyter_agent.server.ws_base import AgentWebSocket
 
 HARD_FRAME_LIMIT = 64 * 1024 * 1024  # tornado closes the socket above this; we answer politely below it
 
 
 class SessionWebSocket(AgentWebSocket):
-    actions = frozenset({"prompt", "cancel", "approve", "plan_approve", "plan_edit", "task_control"})
+    actions = frozenset(
+        {
+            "prompt",
+            "cancel",
+            "approve",
+            "plan_approve",
+            "plan_edit",
+            "task_control",
+            "undo",
+            "redo",
+            "review",
+            "edit_mode",
+        }
+    )
 
     session: Any = None
 
@@ -81,6 +94,13 @@ class SessionWebSocket(AgentWebSocket):
             )
         elif kind == "cancel":
             self.session.cancel()
+        elif kind in ("undo", "redo", "review"):
+            await self.extensionapp.access.check_editor(self.principal, f"{kind} the agent's changes")
+            await turn_action(self.session, kind, frame.get("turn"), frame, user)
+        elif kind == "edit_mode":
+            await self.extensionapp.access.check_editor(self.principal, "change how the agent's edits land")
+            self.session.set_edit_mode(frame.get("mode"))
+            self.agent.audit(self.session.id, user, "edit_mode", {"edit_mode": frame.get("mode")})
         elif kind == "plan_approve":
             self.session.plan_approve(user, self.principal)
             self.agent.audit(self.session.id, user, "plan_approve", {})

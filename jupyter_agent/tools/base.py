@@ -70,6 +70,18 @@ class ToolContext:
     authorize: Callable[[Permission], Awaitable[str | None]] | None = None
     #: What this turn has read from outside the workspace so far (URLs, shared by the turn's calls).
     untrusted: list[str] = field(default_factory=list)
+    #: Records one change the call made to a notebook or file, for the turn's review and undo (a no-op
+    #: outside a session); see :mod:`jupyter_agent.collaboration.review`.
+    record: Callable[[dict[str, Any]], None] = lambda _change: None
+    #: In review mode, the marker of the turn's pending edits (``{"session", "turn"}``); None: edits apply.
+    pending: dict[str, str] | None = None
+
+    def changed(self, done: dict[str, Any]) -> dict[str, Any]:
+        """``done`` without its ``change``, which is recorded (the tools' results carry what the UI shows)."""
+        change = done.pop("change", None)
+        if change is not None:
+            self.record(change)
+        return done
 
     def service(self, name: str) -> Any:
         try:

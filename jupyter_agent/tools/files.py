@@ -35,7 +35,7 @@ async def file_read(
     permission=("contents", "write"),
 )
 async def file_write(ctx: ToolContext, path: str, content: str) -> ToolResult:
-    done = await ctx.service("workspace").write(path, content, ctx.session_id)
+    done = ctx.changed(await ctx.service("workspace").write(path, content, ctx.session_id))
     how = "through the open editor" if done["live"] else "on disk"
     return ToolResult(f"Wrote {done['bytes']} bytes to {done['path']} ({how}).", data=done)
 
@@ -53,7 +53,7 @@ async def file_write(ctx: ToolContext, path: str, content: str) -> ToolResult:
     permission=("contents", "write"),
 )
 async def file_patch(ctx: ToolContext, path: str, old: str, new: str) -> ToolResult:
-    done = await ctx.service("workspace").patch(path, old, new, ctx.session_id)
+    done = ctx.changed(await ctx.service("workspace").patch(path, old, new, ctx.session_id))
     return ToolResult(f"Patched {done['path']} at line {done['line']}.", data=done)
 
 

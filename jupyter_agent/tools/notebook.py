@@ -78,9 +78,13 @@ async def notebook_read(ctx: ToolContext, path: str, start: int | None = None) -
 async def notebook_insert_cell(
     ctx: ToolContext, path: str, source: str, cell_type: str = "code", index: int | None = None
 ) -> ToolResult:
-    done = await ctx.service("notebooks").insert_cell(path, source, cell_type, index)
+    done = ctx.changed(
+        await ctx.service("notebooks").insert_cell(path, source, cell_type, index, ctx.pending)
+    )
     return ToolResult(
-        f"Inserted {cell_type} cell {done['cell_id']} at index {done['index']} of {done['path']}.", data=done
+        f"Inserted {cell_type} cell {done['cell_id']} at index {done['index']} of {done['path']}"
+        + (" (pending a person's review)." if ctx.pending else "."),
+        data=done,
     )
 
 
@@ -97,8 +101,9 @@ async def notebook_insert_cell(
     permission=("contents", "write"),
 )
 async def notebook_edit_cell(ctx: ToolContext, path: str, cell_id: str, source: str) -> ToolResult:
-    done = await ctx.service("notebooks").edit_cell(path, cell_id, source)
-    return ToolResult(f"Updated cell {cell_id} of {done['path']}.", data=done)
+    done = ctx.changed(await ctx.service("notebooks").edit_cell(path, cell_id, source, ctx.pending))
+    review = " (pending a person's review)" if ctx.pending else ""
+    return ToolResult(f"Updated cell {cell_id} of {done['path']}{review}.", data=done)
 
 
 @tool(
@@ -109,7 +114,12 @@ async def notebook_edit_cell(ctx: ToolContext, path: str, cell_id: str, source: 
     permission=("contents", "write"),
 )
 async def notebook_delete_cell(ctx: ToolContext, path: str, cell_id: str) -> ToolResult:
-    done = await ctx.service("notebooks").delete_cell(path, cell_id)
+    done = ctx.changed(await ctx.service("notebooks").delete_cell(path, cell_id, ctx.pending))
+    if done["pending"]:
+        return ToolResult(
+            f"Marked cell {cell_id} of {done['path']} for deletion: it goes when a person accepts it.",
+            data=done,
+        )
     return ToolResult(f"Deleted cell {cell_id} of {done['path']}.", data=done)
 
 
@@ -133,6 +143,8 @@ async def notebook_run_cell(
     ctx: ToolContext, path: str, cell_id: str, timeout: float | None = None
 ) -> ToolResult:
     result = await ctx.service("cells").run_cell(path, cell_id, timeout)
+    if result.change is not None:
+        ctx.record(result.change)
     images = [
         ImagePart(mime, str(payload).replace("\n", ""), f"output of cell {cell_id}")
         for out in result.outputs

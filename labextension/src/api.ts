@@ -5,7 +5,17 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { ErrorBody, EventsPage, Health, Session, ToolInfo } from './protocol';
+import {
+  EditMode,
+  ErrorBody,
+  EventsPage,
+  Health,
+  Resolution,
+  ReviewAnswer,
+  Session,
+  ToolInfo,
+  TurnChanges
+} from './protocol';
 
 /** A failed call, with the server's error code when it sent one. */
 export class AgentApiError extends Error {
@@ -43,6 +53,36 @@ export class AgentApi {
   /** Show the session to the collaborators of its notebook (true) or to its owner only; the owner only. */
   shareSession(id: string, shared: boolean): Promise<Session> {
     return this.request<Session>(sessionPath(id), { method: 'PATCH', body: JSON.stringify({ shared }) });
+  }
+
+  /** "review": the agent's notebook edits wait as pending cells until someone accepts or rejects them. */
+  setEditMode(id: string, mode: EditMode): Promise<Session> {
+    return this.request<Session>(sessionPath(id), { method: 'PATCH', body: JSON.stringify({ edit_mode: mode }) });
+  }
+
+  /** What a turn changed, target by target, with unified diffs. */
+  turnChanges(id: string, turn: string): Promise<TurnChanges> {
+    return this.request<TurnChanges>(`${turnPath(id, turn)}/changes`);
+  }
+
+  /** Take a turn's changes back; with `resolve`, settle the conflicts an undo left. */
+  undoTurn(id: string, turn: string, resolve?: Resolution): Promise<ReviewAnswer> {
+    return this.request<ReviewAnswer>(`${turnPath(id, turn)}/undo`, {
+      method: 'POST',
+      body: JSON.stringify(resolve ? { resolve } : {})
+    });
+  }
+
+  redoTurn(id: string, turn: string): Promise<ReviewAnswer> {
+    return this.request<ReviewAnswer>(`${turnPath(id, turn)}/redo`, { method: 'POST', body: '{}' });
+  }
+
+  /** Accept or reject a review-mode turn's pending changes: all of them, or those of `cells`. */
+  reviewTurn(id: string, turn: string, action: 'accept' | 'reject', cells?: string[]): Promise<ReviewAnswer> {
+    return this.request<ReviewAnswer>(`${turnPath(id, turn)}/review`, {
+      method: 'POST',
+      body: JSON.stringify(cells ? { action, cells } : { action })
+    });
   }
 
   async deleteSession(id: string): Promise<void> {
@@ -98,6 +138,10 @@ export class AgentApi {
 
 function sessionPath(id: string): string {
   return `sessions/${encodeURIComponent(id)}`;
+}
+
+function turnPath(id: string, turn: string): string {
+  return `${sessionPath(id)}/turns/${encodeURIComponent(turn)}`;
 }
 
 function fileNameFor(mime: string): string {

@@ -13,7 +13,7 @@ import { ConnectionState, waitConnected } from './connection';
 import { errorHint } from './hints';
 import { LocalModelWatcher } from './localModel';
 import { ChatModel } from './model';
-import { ApprovalDecision, Session } from './protocol';
+import { ApprovalDecision, EditMode, Resolution, ReviewAnswer, ReviewAction, Session, TurnChanges } from './protocol';
 import { VoiceError, VoiceRecorder } from './voice';
 
 export * from './chatTypes';
@@ -150,6 +150,37 @@ export class AgentChat implements IAgentChat, IDisposable {
       const session = await this.client.api.shareSession(id, shared);
       this.sessions = this.sessions.map(s => (s.id === id ? session : s));
     });
+  }
+
+  /** Switch the active session between live edits and edits to review (pending cells). */
+  async setEditMode(mode: EditMode): Promise<void> {
+    const id = this.activeSessionId;
+    if (id) {
+      await this._guard(async () => {
+        const session = await this.client.api.setEditMode(id, mode);
+        this.sessions = this.sessions.map(s => (s.id === id ? session : s));
+      });
+    }
+  }
+
+  /** What a turn of the active session changed, with diffs; null (and an error shown) when the call failed. */
+  async turnChanges(turn: string): Promise<TurnChanges | null> {
+    const id = this.activeSessionId;
+    return id ? this._guard(() => this.client.api.turnChanges(id, turn)) : null;
+  }
+
+  /** Take a turn's changes back; with `resolve`, settle the conflicts an undo left. */
+  async undoTurn(turn: string, resolve?: Resolution): Promise<void> {
+    await this._review(turn, resolve ? 'resolve' : 'undo', id => this.client.api.undoTurn(id, turn, resolve));
+  }
+
+  async redoTurn(turn: string): Promise<void> {
+    await this._review(turn, 'redo', id => this.client.api.redoTurn(id, turn));
+  }
+
+  /** Accept or reject all the pending changes of a turn. */
+  async reviewTurn(turn: string, action: 'accept' | 'reject'): Promise<void> {
+    await this._review(turn, action, id => this.client.api.reviewTurn(id, turn, action));
   }
 
   async deleteSession(id: string): Promise<void> {
@@ -332,12 +363,25 @@ export class AgentChat implements IAgentChat, IDisposable {
   }
 
   private _onModelChanged(): void {
-    const title = this.model.state.title;
+    const { title, editMode } = this.model.state;
+    // A mode the log just set; an older one must not undo a session dict fetched since.
+    const newMode = editMode !== this._loggedEditMode ? editMode : null;
+    this._loggedEditMode = editMode;
     const active = this.sessions.find(s => s.id === this.activeSessionId);
-    if (title && active && active.title !== title) {
-      this.sessions = this.sessions.map(s => (s === active ? { ...s, title } : s));
+    if (active && ((title && active.title !== title) || (newMode && active.edit_mode !== newMode))) {
+      const changed = { ...active, title: title || active.title, edit_mode: newMode ?? active.edit_mode };
+      this.sessions = this.sessions.map(s => (s === active ? changed : s));
     }
     this._emit();
+  }
+
+  /** Run a review call on `turn` of the active session and show its outcome without waiting for its event. */
+  private async _review(turn: string, action: ReviewAction, call: (id: string) => Promise<ReviewAnswer>): Promise<void> {
+    const id = this.activeSessionId;
+    const answer = id ? await this._guard(() => call(id)) : null;
+    if (answer && id === this.activeSessionId) {
+      this.model.applyReview(turn, { ...answer, action });
+    }
   }
 
   private _onError(_: IAgentClient, { sessionId, error }: ISessionError): void {
@@ -385,6 +429,7 @@ export class AgentChat implements IAgentChat, IDisposable {
   }
 
   private _awaitingTurn = false;
+  private _loggedEditMode: EditMode | null = null;
   private _pickedModel = '';
   private _errorId = 0;
   private _disposed = false;

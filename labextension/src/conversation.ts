@@ -6,6 +6,7 @@
  */
 import { AgentEvent, ApprovalRequestEvent } from './protocol';
 import { errorHint } from './hints';
+import { foldReviewEvent } from './review';
 import { addUsage, mergeTotals } from './usage';
 import {
   Activity,
@@ -32,6 +33,10 @@ export function foldEvent(state: ConversationState, event: AgentEvent): Conversa
     return state;
   }
   const s: ConversationState = { ...state, lastSeq: event.seq };
+  if (event.type === 'change' || event.type === 'turn_review') {
+    // Before the turn bookkeeping: a turn_review acts on a finished turn, and a plan task's changes are its turn's.
+    return { ...s, reviews: foldReviewEvent(s.reviews, event) };
+  }
   const type: string = event.type;
   if (type === 'plan' || type === 'task_update') {
     return planActivity(foldPlan(s, event as unknown as PlanFields), event);
@@ -128,7 +133,12 @@ export function foldEvent(state: ConversationState, event: AgentEvent): Conversa
       return append(ended, { kind: 'turn_end', key: `d${event.seq}`, turn, reason: event.reason, usage });
     }
     case 'session':
-      s.title = event.title;
+      if (typeof event.title === 'string') {
+        s.title = event.title;
+      }
+      if (event.edit_mode === 'live' || event.edit_mode === 'review') {
+        s.editMode = event.edit_mode;
+      }
       return s;
     case 'redaction':
       return append(s, {

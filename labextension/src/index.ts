@@ -5,6 +5,7 @@ import { plannerPlugins } from './planner/plugin';
 import { cellCommandsPlugin } from './plugins/cellCommands';
 import { chatPlugin } from './plugins/chat';
 import { clientPlugin } from './plugins/client';
+import { pendingCellsPlugin } from './plugins/pendingCells';
 import { notebookRenderersPlugin, rendererRegistryPlugin } from './plugins/renderers';
 import { statusPlugin } from './plugins/status';
 
@@ -15,6 +16,7 @@ const plugins: JupyterFrontEndPlugin<any>[] = [
   chatPlugin,
   statusPlugin,
   cellCommandsPlugin,
+  pendingCellsPlugin,
   ...browserPlugins,
   ...plannerPlugins
 ];

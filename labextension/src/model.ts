@@ -7,6 +7,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { ConversationState, EMPTY_CONVERSATION, foldEvents, ToolCard } from './conversation';
 import { AgentEvent } from './protocol';
+import { applyReview, ReviewOutcome } from './review';
 
 export class ChatModel implements IDisposable {
   /** The current view-model; a new object after every change (safe to compare by identity). */
@@ -38,6 +39,15 @@ export class ChatModel implements IDisposable {
     if (next !== this._state) {
       this._state = next;
       this._changed.emit(next);
+    }
+  }
+
+  /** Show the outcome of a review call on `turn` at once (its `turn_review` event, folded later, says the same). */
+  applyReview(turn: string, outcome: ReviewOutcome): void {
+    const review = this._state.reviews[turn];
+    if (review) {
+      this._state = { ...this._state, reviews: { ...this._state.reviews, [turn]: applyReview(review, outcome) } };
+      this._changed.emit(this._state);
     }
   }
 

@@ -27,7 +27,11 @@ export interface Session {
   read_only?: boolean;
   /** Why it is read-only, for people (which process runs it). */
   read_only_reason?: string;
+  /** "review": the agent's notebook edits wait as pending cells until accepted or rejected. */
+  edit_mode?: EditMode;
 }
+
+export type EditMode = 'live' | 'review';
 
 /** `GET /api/agent/health`. */
 export interface Health {
@@ -172,7 +176,61 @@ export interface DoneEvent extends Logged<'done'> {
   usage?: UsageFields;
 }
 export interface SessionEvent extends Logged<'session'> {
-  title: string;
+  /** Absent when only the edit mode changed. */
+  title?: string;
+  edit_mode?: EditMode;
+}
+
+/** One target's change: a cell (`cell:<path>:<cell_id>`) or a file (`file:<path>`). */
+export interface Change {
+  key: string;
+  target: 'cell' | 'file';
+  op: ChangeOp;
+  path: string;
+  cell_id?: string;
+  cell_type?: string;
+  added: number;
+  removed: number;
+  /** Waits for accept or reject (review mode). */
+  pending: boolean;
+}
+export type ChangeOp = 'insert' | 'edit' | 'delete' | 'outputs' | 'write' | 'create';
+/** A tool of the turn changed a notebook or file; the same key may come several times in a turn. */
+export interface ChangeEvent extends Logged<'change'> {
+  turn: string;
+  call_id: string;
+  change: Change;
+}
+
+export type ReviewState = 'applied' | 'undone' | 'pending' | 'accepted' | 'rejected' | 'partial';
+export type ReviewAction = 'undo' | 'redo' | 'accept' | 'reject' | 'resolve';
+/** A target someone changed after the turn: taking the turn back needs a person's choice. */
+export interface Conflict {
+  key: string;
+  path: string;
+  cell_id?: string;
+  message: string;
+  /** Their current text. */
+  theirs: string;
+  /** What the undo wanted to put back. */
+  turns: string;
+}
+export interface Skipped {
+  key: string;
+  message: string;
+}
+/** After an undo, redo, accept, reject or conflict resolution of the turn `turn` (a finished one). */
+export interface TurnReviewEvent extends Logged<'turn_review'> {
+  turn: string;
+  action: ReviewAction;
+  state: ReviewState;
+  user: UserInfo | null;
+  reverted: string[];
+  /** The conflicts still unresolved after this action. */
+  conflicts: Conflict[];
+  skipped: Skipped[];
+  /** The cells acted on, when not the whole turn. */
+  cells?: string[];
 }
 /** What the turn is doing now, in words; a new one replaces the last (see docs/protocol.md). */
 export interface ActivityEvent extends Logged<'activity'> {
@@ -215,7 +273,42 @@ export type AgentEvent =
   | DoneEvent
   | SessionEvent
   | ActivityEvent
-  | RedactionEvent;
+  | RedactionEvent
+  | ChangeEvent
+  | TurnReviewEvent;
+
+/** One target of `GET .../turns/{turn}/changes`: the turn's net change to it. */
+export interface TurnTarget extends Change {
+  index?: number;
+  /** Unified diff; may be "". */
+  diff: string;
+  outputs?: { before: number; after: number };
+  /** Plan tasks that changed it. */
+  tasks: string[];
+}
+
+/** `GET /api/agent/sessions/{id}/turns/{turn}/changes`. */
+export interface TurnChanges {
+  session: string;
+  turn: string;
+  state: ReviewState;
+  edit_mode: EditMode;
+  totals: { cells: number; files: number; added: number; removed: number };
+  targets: TurnTarget[];
+  conflicts: Conflict[];
+}
+
+/** The answer of `POST .../undo`, `.../redo` and `.../review`. */
+export interface ReviewAnswer {
+  state: ReviewState;
+  reverted?: string[];
+  accepted?: string[];
+  conflicts?: Conflict[];
+  skipped?: Skipped[];
+}
+
+/** How an undo settles each conflict: keep the person's text, or take the turn's change back over it. */
+export type Resolution = Record<string, 'keep' | 'revert'>;
 
 /** `GET /api/agent/sessions/{id}/events`. */
 export interface EventsPage {

@@ -1,7 +1,18 @@
 /**
  * The conversation view-model: what the chat panel shows, built by `foldEvent`.
  */
-import { ApprovalResultEvent, ImageData, PromptContext, UserInfo } from './protocol';
+import {
+  ApprovalResultEvent,
+  ChangeOp,
+  Conflict,
+  EditMode,
+  ImageData,
+  PromptContext,
+  ReviewAction,
+  ReviewState,
+  Skipped,
+  UserInfo
+} from './protocol';
 
 export type ToolStatus = 'pending' | 'waiting_approval' | 'running' | 'done' | 'error';
 
@@ -124,6 +135,36 @@ export interface Activity {
   progress: number | null;
 }
 
+/** One cell or file a turn changed, shown once however many times the turn changed it. */
+export interface ReviewTarget {
+  key: string;
+  target: 'cell' | 'file';
+  op: ChangeOp;
+  path: string;
+  cellId?: string;
+  cellType?: string;
+  added: number;
+  removed: number;
+  /** Waits for accept or reject (review mode). */
+  pending: boolean;
+  /** Taken back by an undo or a reject. */
+  reverted: boolean;
+}
+
+/** What a turn changed and what people did about it since (its `change` and `turn_review` events). */
+export interface TurnReview {
+  turn: string;
+  /** In order of first change. */
+  targets: readonly ReviewTarget[];
+  state: ReviewState;
+  /** The last review action and who took it; null until the first one. */
+  action: ReviewAction | null;
+  user: UserInfo | null;
+  /** Conflicts still to resolve, one per key. */
+  conflicts: readonly Conflict[];
+  skipped: readonly Skipped[];
+}
+
 export interface ConversationState {
   lastSeq: number;
   title: string | null;
@@ -139,6 +180,10 @@ export interface ConversationState {
   usage: Readonly<Record<string, TurnUsage>>;
   /** What the running turn is doing, until it ends. */
   activity: Activity | null;
+  /** What each turn changed, by turn id (turns that changed nothing have none). */
+  reviews: Readonly<Record<string, TurnReview>>;
+  /** The session's edit mode as its last `session` event set it; null when none did. */
+  editMode: EditMode | null;
 }
 
 export const EMPTY_CONVERSATION: ConversationState = Object.freeze({
@@ -150,5 +195,7 @@ export const EMPTY_CONVERSATION: ConversationState = Object.freeze({
   turn: null,
   draft: null,
   usage: {},
-  activity: null
+  activity: null,
+  reviews: {},
+  editMode: null
 });

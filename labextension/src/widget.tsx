@@ -9,6 +9,7 @@ import { Message } from '@lumino/messaging';
 
 import { AgentChat } from './chat';
 import { ChatPanel, ChatPanelActions, ChatPanelState } from './components/ChatPanel';
+import { OpenCell } from './components/NotebookToolRenderer';
 import { agentIcon } from './icons';
 import { IToolRendererRegistry } from './registry';
 
@@ -19,7 +20,8 @@ export class ChatWidget extends ReactWidget {
   constructor(
     private readonly _chat: AgentChat,
     private readonly _rendermime: IRenderMimeRegistry,
-    private readonly _registry: IToolRendererRegistry
+    private readonly _registry: IToolRendererRegistry,
+    open: OpenCell
   ) {
     super();
     this.id = CHAT_WIDGET_ID;
@@ -38,6 +40,14 @@ export class ChatWidget extends ReactWidget {
       shareSession: (id, shared) => void chat.shareSession(id, shared),
       deleteSession: id => void chat.deleteSession(id),
       refreshSessions: () => void chat.refreshSessions(),
+      setEditMode: mode => void chat.setEditMode(mode),
+      review: {
+        loadChanges: turn => chat.turnChanges(turn),
+        undo: (turn, resolve) => chat.undoTurn(turn, resolve),
+        redo: turn => chat.redoTurn(turn),
+        review: (turn, action) => chat.reviewTurn(turn, action),
+        open
+      },
       setContext: choice => chat.setContext(choice),
       setModel: model => chat.setModel(model),
       setDraft: text => chat.setDraft(text),

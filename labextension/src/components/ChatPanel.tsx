@@ -5,7 +5,7 @@ import { ContextChoice, LocalError, VoiceState } from '../chat';
 import { ConnectionState } from '../connection';
 import { ConversationState } from '../conversation';
 import { localModelNotice } from '../localModel';
-import { ApprovalDecision, LocalModelStatus, Session } from '../protocol';
+import { ApprovalDecision, EditMode, LocalModelStatus, Session } from '../protocol';
 import { ToolRenderer } from '../registry';
 import { keepToastsClear } from '../toasts';
 import { ActivityLine } from './ActivityLine';
@@ -15,6 +15,7 @@ import { ContextBar } from './ContextBar';
 import { LocalErrors } from './Errors';
 import { LocalModelNotice } from './LocalModelNotice';
 import { MessageList } from './MessageList';
+import { ReviewActions } from './ReviewCard';
 import { SessionBar } from './SessionBar';
 
 /** Everything the panel shows. */
@@ -54,6 +55,9 @@ export interface ChatPanelActions {
   shareSession(id: string, shared: boolean): void;
   deleteSession(id: string): void;
   refreshSessions(): void;
+  setEditMode(mode: EditMode): void;
+  /** The review cards' undo, redo, accept, reject, diffs and links. */
+  review: ReviewActions;
   setContext(choice: ContextChoice): void;
   setModel(model: string): void;
   setDraft(text: string): void;
@@ -105,6 +109,7 @@ export function ChatPanel({ state, actions, rendermime, getRenderer }: ChatPanel
         onShare={state.privateSessions ? actions.shareSession : undefined}
         onDelete={actions.deleteSession}
         onRefresh={actions.refreshSessions}
+        onEditMode={actions.setEditMode}
       />
       <ContextBar
         openNotebooks={state.openNotebooks}
@@ -130,6 +135,7 @@ export function ChatPanel({ state, actions, rendermime, getRenderer }: ChatPanel
         thinkingExpanded={state.thinkingExpanded}
         emptyText={emptyText}
         onOpenPlanner={actions.openPlanner}
+        review={{ reviews: conversation.reviews, actions: actions.review }}
       />
       <ActivityLine activity={conversation.running ? conversation.activity : null} />
       {conversation.approvals.length > 0 && (

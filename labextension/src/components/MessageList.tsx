@@ -1,12 +1,14 @@
 import * as React from 'react';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
-import { ChatItem } from '../conversation';
+import { ChatItem, ErrorItem, TurnEndItem, TurnReview } from '../conversation';
 import { PlanCard } from '../planner/PlanCard';
 import { ToolRenderer } from '../registry';
+import { reviewAnchors } from '../review';
 import { TurnError } from './Errors';
 import { Message } from './Message';
 import { RedactionNote } from './RedactionNote';
+import { ReviewActions, ReviewCard } from './ReviewCard';
 import { ToolCard } from './ToolCard';
 import { Usage } from './Usage';
 
@@ -19,6 +21,8 @@ export interface MessageListProps {
   emptyText: string;
   /** Shows the planner panel (the plan cards' button); without it the cards have none. */
   onOpenPlanner?: () => void;
+  /** What the turns changed, shown after each finished turn with its undo; without it, no review cards. */
+  review?: { reviews: Readonly<Record<string, TurnReview>>; actions: ReviewActions };
 }
 
 /** Distance from the bottom (px) under which the list keeps following new content. */
@@ -26,7 +30,8 @@ const STICK_THRESHOLD = 48;
 
 /** The conversation, announced politely to screen readers as it grows. */
 export function MessageList(props: MessageListProps): JSX.Element {
-  const { items } = props;
+  const { items, review } = props;
+  const anchors = React.useMemo(() => reviewAnchors(items), [items]);
   const list = React.useRef<HTMLDivElement>(null);
   const stick = React.useRef(true);
 
@@ -56,6 +61,15 @@ export function MessageList(props: MessageListProps): JSX.Element {
     }
   };
 
+  /** The review card of the turn `item` ends, when it ends it last and the turn changed something. */
+  const reviewCard = (item: ErrorItem | TurnEndItem): JSX.Element | null => {
+    const turn = item.turn;
+    const r = turn && anchors.get(turn) === item.key ? review?.reviews[turn] : undefined;
+    return r && review && (r.targets.length || r.conflicts.length) ? (
+      <ReviewCard key={`review-${r.turn}`} review={r} actions={review.actions} />
+    ) : null;
+  };
+
   return (
     <div
       ref={list}
@@ -83,9 +97,9 @@ export function MessageList(props: MessageListProps): JSX.Element {
             case 'tool':
               return <ToolCard key={item.key} card={item.card} renderer={props.getRenderer(item.card.name)} />;
             case 'error':
-              return <TurnError key={item.key} item={item} />;
+              return [<TurnError key={item.key} item={item} />, reviewCard(item)];
             case 'turn_end':
-              return <Usage key={item.key} item={item} />;
+              return [<Usage key={item.key} item={item} />, reviewCard(item)];
             case 'plan':
               return <PlanCard key={item.key} item={item} onOpen={props.onOpenPlanner} />;
             case 'redaction':

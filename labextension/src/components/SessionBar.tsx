@@ -1,7 +1,7 @@
 import * as React from 'react';
 import { addIcon, deleteIcon, editIcon } from '@jupyterlab/ui-components';
 
-import { Session } from '../protocol';
+import { EditMode, Session } from '../protocol';
 
 export interface SessionBarProps {
   sessions: Session[];
@@ -11,6 +11,8 @@ export interface SessionBarProps {
   onRename: (id: string, title: string) => void;
   /** Share the session with the collaborators of its notebook, or make it private again (its owner only). */
   onShare?: (id: string, shared: boolean) => void;
+  /** Make the agent's notebook edits wait for review as pending cells ("review"), or apply them at once ("live"). */
+  onEditMode: (mode: EditMode) => void;
   onDelete: (id: string) => void;
   /** Called when the list is about to be used, to fetch sessions others created. */
   onRefresh: () => void;
@@ -24,6 +26,7 @@ export function SessionBar(props: SessionBarProps): JSX.Element {
   const [mode, setMode] = React.useState<Mode>('view');
   const [title, setTitle] = React.useState('');
   const active = sessions.find(s => s.id === activeId) ?? null;
+  const reviewing = active?.edit_mode === 'review';
 
   React.useEffect(() => setMode('view'), [activeId]);
 
@@ -119,6 +122,20 @@ export function SessionBar(props: SessionBarProps): JSX.Element {
       >
         {active?.shared ? 'Shared' : 'Private'}
       </button>)}
+      <button
+        className={`jp-AgentChat-shareButton jp-agent-edit-mode-toggle${reviewing ? ' jp-mod-active' : ''}`}
+        data-mode={reviewing ? 'review' : 'live'}
+        aria-pressed={reviewing}
+        title={
+          reviewing
+            ? "Review edits: the agent's notebook edits wait as pending cells until accepted or rejected. Click to apply them at once."
+            : "Live edits: the agent's notebook edits apply at once (each turn can be undone). Click to review them first."
+        }
+        disabled={!active || !!active.read_only}
+        onClick={() => props.onEditMode(reviewing ? 'live' : 'review')}
+      >
+        Review edits
+      </button>
       <button
         className="jp-AgentChat-iconButton"
         data-testid="agent-delete-session"

@@ -1,5 +1,6 @@
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
@@ -8,7 +9,7 @@ import { AgentChat, ChatSettings, DEFAULT_SETTINGS, IAgentChat } from '../chat';
 import { IAgentClient } from '../client';
 import { CommandIDs } from '../commandIds';
 import { agentIcon } from '../icons';
-import { watchNotebooks } from '../notebooks';
+import { openCell, watchNotebooks } from '../notebooks';
 import { IToolRendererRegistry } from '../registry';
 import { ChatWidget } from '../widget';
 
@@ -22,7 +23,7 @@ export const chatPlugin: JupyterFrontEndPlugin<IAgentChat> = {
   autoStart: true,
   provides: IAgentChat,
   requires: [IAgentClient, IToolRendererRegistry, IRenderMimeRegistry],
-  optional: [INotebookTracker, ISettingRegistry, ILayoutRestorer, ICommandPalette],
+  optional: [INotebookTracker, ISettingRegistry, ILayoutRestorer, ICommandPalette, IDocumentManager],
   activate: (
     app: JupyterFrontEnd,
     client: IAgentClient,
@@ -31,10 +32,14 @@ export const chatPlugin: JupyterFrontEndPlugin<IAgentChat> = {
     tracker: INotebookTracker | null,
     settingRegistry: ISettingRegistry | null,
     restorer: ILayoutRestorer | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    docManager: IDocumentManager | null
   ): IAgentChat => {
     const chat = new AgentChat(client);
-    const widget = new ChatWidget(chat, rendermime, registry);
+    // The review cards open the notebook at the cell a turn changed, or the file.
+    const open = (path: string, cellId?: string) =>
+      void (tracker ? openCell(app, tracker, docManager, path, cellId) : docManager?.openOrReveal(path));
+    const widget = new ChatWidget(chat, rendermime, registry, open);
     app.shell.add(widget, 'right', { rank: 600 });
     restorer?.add(widget, widget.id);
 
