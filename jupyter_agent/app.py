@@ -13,11 +13,18 @@ from jupyter_agent.collaboration.documents import YDocProvider
 from jupyter_agent.collaboration.execution import CellRunner
 from jupyter_agent.collaboration.files import Workspace
 from jupyter_agent.collaboration.notebooks import NotebookEditor
-from jupyter_agent.composition import browser_config, compose_engine, data_path
+from jupyter_agent.collaboration.variables import KernelVariables
+from jupyter_agent.composition import browser_config, browser_samples, compose_engine, data_path
+from jupyter_agent.engine.prometheus import PrometheusExporter
+from jupyter_agent.mcp.client import MCPConnections
+from jupyter_agent.mcp.config import parse_servers, server_secrets
+from jupyter_agent.mcp.server import AgentMCPServer
 from jupyter_agent.server import browser_handlers, handlers
 from jupyter_agent.server.access import SessionAccess, privacy_applies
+from jupyter_agent.server.attachments import PromptAttachments
 from jupyter_agent.server.authorization import PersonAuthorization
 from jupyter_agent.server.kernels import ServerKernels
+from jupyter_agent.server.mcp_handler import MCPHandler
 from jupyter_agent.server.service import AgentService
 from jupyter_agent.server.shutdown import install_shutdown_workaround
 from jupyter_agent.server.websocket import SessionWebSocket
@@ -55,6 +62,7 @@ class AgentExtension(ExtensionApp, JupyterAgent):
             "notebooks": editor,
             "cells": CellRunner(editor, self.kernels, self.cell_timeout),
             "browser": self.browser,
+            "variables": KernelVariables(self.kernels),
         }
         self.root = root
         identity = getattr(self.serverapp, "identity_provider", None)
@@ -62,12 +70,14 @@ class AgentExtension(ExtensionApp, JupyterAgent):
         # Tools run with the rights of the person whose prompt started the turn (the server's Authorizer).
         authorization = PersonAuthorization(self.serverapp.authorizer)
         self.access = SessionAccess(authorization, privacy_applies(self.session_privacy, identity))
+        # A prompt's @mentions get their summaries when it is sent, with the sender's rights.
+        self.attachments = PromptAttachments(self.tool_services["variables"], editor, authorization)
         engine = compose_engine(
             self,
             root,
             self.tool_services,
             [*builtin_tools(), *BROWSER_TOOLS],
-            secrets=[token],
+            secrets=[token, *server_secrets(self.mcp_servers)],
             authorize=authorization,
         )
         self.engine = engine
@@ -87,6 +97,17 @@ class AgentExtension(ExtensionApp, JupyterAgent):
         service.trail = engine.audit
         service.browser = self.browser
         self.service = service
+        if self.prometheus_metrics:  # jupyter_agent_* on the server's /metrics
+            PrometheusExporter(engine.measurements)
+            engine.measurements.probe(lambda: browser_samples(self.browser))
+        # MCP both ways: the configured servers' tools join the router (connected once the loop runs), and
+        # the agent's tools are served at /api/agent/mcp with each caller's own rights.
+        self.mcp = MCPConnections(parse_servers(self.mcp_servers), engine.router, __version__)
+        self.serverapp.io_loop.add_callback(self.mcp.start)
+        service.mcp = self.mcp
+        self.mcp_server = AgentMCPServer(
+            engine.router, root, self.tool_services, authorization, engine.audit, __version__, self.mcp.owns
+        )
 
     def initialize_handlers(self) -> None:
         base = "/api/agent"
@@ -96,6 +117,9 @@ class AgentExtension(ExtensionApp, JupyterAgent):
                 (f"{base}/tools", handlers.ToolsHandler),
                 (f"{base}/transcribe", handlers.TranscribeHandler),
                 (f"{base}/audit", handlers.AuditHandler),
+                (f"{base}/analytics", handlers.AnalyticsHandler),
+                (f"{base}/variables", handlers.VariablesHandler),
+                (f"{base}/mcp", MCPHandler),
                 (f"{base}/sessions", handlers.SessionsHandler),
                 (f"{base}/sessions/{SESSION}", handlers.SessionHandler),
                 (f"{base}/sessions/{SESSION}/events", handlers.EventsHandler),
@@ -113,6 +137,9 @@ class AgentExtension(ExtensionApp, JupyterAgent):
         )
 
     async def stop_extension(self) -> None:
+        for mcp in (getattr(self, "mcp_server", None), getattr(self, "mcp", None)):
+            if mcp is not None:
+                await mcp.close()
         engine = getattr(self, "engine", None)
         if engine is not None:
             await engine.close()

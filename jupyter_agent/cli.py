@@ -321,6 +321,7 @@ async def run_goal(command: RunCommand, settings: Any, goal: str) -> int:
     from jupyter_agent.collaboration.documents import FileProvider
     from jupyter_agent.collaboration.execution import CellRunner
     from jupyter_agent.collaboration.notebooks import NotebookEditor
+    from jupyter_agent.collaboration.variables import KernelVariables
     from jupyter_agent.kernels_local import LocalKernels
     from jupyter_agent.runtime import build_runtime
 
@@ -335,6 +336,7 @@ async def run_goal(command: RunCommand, settings: Any, goal: str) -> int:
         print(f"Created {path}", file=sys.stderr)
     kernels = LocalKernels(root)
     agent.services["cells"] = CellRunner(editor, kernels, agent.settings.cell_timeout)
+    agent.services["variables"] = KernelVariables(kernels)
     if command.yes:
         agent.allow_tools_that_ask()
     can_ask = sys.stdin.isatty()

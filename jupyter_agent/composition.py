@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from jupyter_agent.browser import BrowserConfig
     from jupyter_agent.engine.llm import LLMClient
     from jupyter_agent.engine.loop import AgentLoop
+    from jupyter_agent.engine.metrics import Measurements, Sample
     from jupyter_agent.engine.router import ToolRouter
     from jupyter_agent.engine.session import SessionManager
     from jupyter_agent.local_model.server import LocalModelServer
@@ -40,8 +41,16 @@ def models_dir() -> Path:
 
 
 def describe_prompt(text: str, context: dict[str, Any]) -> str:
-    """The user's message as the model reads it: the text plus the document it names, if any."""
+    """The user's message as the model reads it: the text plus the document it names, if any, and the
+    summaries of what the person attached (``@variable``, ``@cell``; see jupyter_agent.server.attachments)."""
     notebook = context.get("notebook")
+    attached = [
+        f"[Attached by the user: {a.get('label')}]\n{a['summary']}"
+        for a in context.get("attachments") or []
+        if isinstance(a, dict) and isinstance(a.get("summary"), str)
+    ]
+    if attached:
+        text = "\n".join(attached) + f"\n[The user's message]\n{text}"
     if isinstance(notebook, str) and notebook:
         return f"[Active notebook: {notebook}]\n{text}"
     return text
@@ -59,12 +68,16 @@ class Engine:
     local_model: LocalModelServer | None
     redactor: Redactor | None = None  # what hides secrets from events, logs, the audit log and the model
     audit: AuditTrail | None = None  # writes the audit log
+    #: Records every turn, model call and tool call (engine.metrics): the router's health and Prometheus.
+    measurements: Measurements | None = None
 
     async def close(self) -> None:
         import asyncio
 
         await self.sessions.close()
         self.store.close()
+        if self.measurements is not None and self.measurements.tracing is not None:
+            self.measurements.tracing.shutdown()  # sends the spans still waiting
         if self.local_model is not None:
             await asyncio.to_thread(self.local_model.stop)
 
@@ -131,6 +144,7 @@ def compose_engine(
     """
     from jupyter_agent.collaboration.review import TurnReview
     from jupyter_agent.engine.budgets import Budgets
+    from jupyter_agent.engine.context import ContextWindow
     from jupyter_agent.engine.loop import SYSTEM_PROMPT, AgentLoop, Budget
     from jupyter_agent.engine.router import ToolRouter
     from jupyter_agent.engine.scheduler import Scheduler
@@ -150,7 +164,14 @@ def compose_engine(
     local_model = embedded_model(llm, settings)
     store = Store(data_path(settings.db_path, "agent.db"), role=role)
     audit = AuditTrail(store, redactor, settings.audit_log_file or None)
-    router = ToolRouter(list(tools), {**settings.tool_policy, **(policy or {})}, state=store)
+    from jupyter_agent.tools.results import RESULT_TOOLS, ResultLog
+
+    services.setdefault("results", ResultLog(store))  # read_result pages through long tool results
+    tools = list(tools)
+    tools += [t for t in RESULT_TOOLS if t.name not in {known.name for known in tools}]
+    measurements = observe(settings, store)
+    llm.measurements = measurements
+    router = ToolRouter(list(tools), {**settings.tool_policy, **(policy or {})}, measurements)
     router.untrusted_content_policy = settings.untrusted_content_policy
     if load_entry_points:
         router.load_entry_points()
@@ -181,14 +202,17 @@ def compose_engine(
             else None,
         )
 
+    window = settings.context_tokens or (local_model.n_ctx if local_model is not None else 0)
     loop = AgentLoop(
         llm,
         router,
         context_factory,
         Budget(settings.max_steps, settings.turn_timeout, settings.max_turn_tokens or None),
         system_prompt=system_prompt or SYSTEM_PROMPT,
+        context=ContextWindow(llm, window),
     )
     sessions = SessionManager(store, loop, settings.approval_timeout, describe_prompt)
+    sessions.measurements = measurements
     sessions.review = TurnReview(store, services)
     sessions.edit_mode = settings.edit_mode
     sessions.budgets = Budgets(
@@ -203,7 +227,56 @@ def compose_engine(
         task_retries=settings.task_retries,
         max_replans=settings.max_replans,
     )
-    return Engine(llm, router, loop, sessions, store, local_model, redactor, audit)
+    measurements.probe(lambda: plan_task_samples(sessions.planner))
+    if local_model is not None:
+        measurements.probe(lambda: embedded_model_samples(local_model))
+    return Engine(llm, router, loop, sessions, store, local_model, redactor, audit, measurements)
+
+
+def observe(settings: Any, store: Store) -> Measurements:
+    """The engine's measurements (tools' health refilled from ``store``'s audit log), with traces sent to
+    ``otel_endpoint`` when set, and JSON logs when ``log_format`` is 'json'."""
+    from jupyter_agent.engine.metrics import Measurements
+
+    measurements = Measurements(history=store)
+    if settings.otel_endpoint:
+        from jupyter_agent.engine.tracing import Tracing
+
+        measurements.tracing = Tracing.to_endpoint(settings.otel_endpoint, settings.otel_service_name)
+    if settings.log_format == "json":
+        from jupyter_agent.engine.logs import use_json_logs
+
+        use_json_logs()
+    return measurements
+
+
+def plan_task_samples(planner: Any) -> list[Sample]:
+    """The tasks of the plans being run, counted by state (for the ``plan_tasks`` gauge)."""
+    counts: dict[str, int] = {}
+    for run in list(getattr(planner, "runs", {}).values()):
+        for task in run.plan.tasks:
+            counts[task.state] = counts.get(task.state, 0) + 1
+    return [("plan_tasks", {"state": state}, float(n)) for state, n in counts.items()]
+
+
+def embedded_model_samples(local_model: LocalModelServer) -> list[Sample]:
+    """The embedded model's state, one sample per possible state (1 for the current one)."""
+    status = local_model.status()
+    states = ("stopped", "starting", "ready", "failed", "not_installed")
+    model = str(status.get("name") or "")
+    return [
+        ("embedded_model_state", {"model": model, "state": s}, float(s == status["state"])) for s in states
+    ]
+
+
+def browser_samples(browser: Any) -> list[Sample]:
+    """The browser pool's contexts by state and its memory (a BrowserService), for the metrics."""
+    samples: list[Sample] = [
+        ("browser_contexts", {"state": k}, float(n)) for k, n in browser.pool_state().items()
+    ]
+    if browser.memory_mb is not None:
+        samples.append(("browser_memory_bytes", {}, browser.memory_mb * 1024 * 1024))
+    return samples
 
 
 def browser_config(settings: Any, server_url: str | None = None) -> BrowserConfig:

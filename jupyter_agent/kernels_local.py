@@ -62,6 +62,11 @@ class LocalKernels:
             handle = self._kernels[path] = LocalKernel(manager.kernel_id or path, client, manager)
             return handle
 
+    async def running(self, path: str) -> LocalKernel | None:
+        """The notebook's kernel if one was started (and is alive); None otherwise."""
+        handle = self._kernels.get(path)
+        return handle if handle is not None and await handle.is_alive() else None
+
     async def restart(self, path: str, kernel_name: str | None) -> LocalKernel:
         """Restart the notebook's kernel (started when there is none); waits for a cell of it that is
         running to end, and reconnects the handle in place."""

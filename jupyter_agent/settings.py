@@ -74,6 +74,13 @@ class ModelSettings(Configurable):
         help="litellm model for voice input (speech to text), e.g. 'whisper-1' or 'groq/whisper-large-v3'.",
     )
 
+    context_tokens = Int(
+        0,
+        config=True,
+        help="""The model's context window in tokens: every request is fitted into it (long tool results cut,
+        earlier conversation summarised). 0: litellm's figure for the model, or the embedded model's n_ctx.""",
+    )
+
     @default("model")
     def _model_from_environment(self) -> str:  # read when the settings are made, not when imported
         return os.environ.get("JUPYTER_AGENT_MODEL", "")
@@ -128,6 +135,23 @@ class ToolSettings(Configurable):
     def _check_untrusted_content_policy(self, proposal: dict[str, Any]) -> str:
         if proposal["value"] not in ("ask", "allow"):
             raise ValueError(f"untrusted_content_policy must be 'ask' or 'allow'; got {proposal['value']!r}")
+        return proposal["value"]
+
+    mcp_servers = Dict(
+        config=True,
+        help="""MCP servers whose tools the agent may use (in the Jupyter server; kernels and the CLI skip them),
+        by name: {"command": "npx", "args": [...], "env": {...}, "cwd": "..."} starts one on stdio;
+        {"url": "https://...", "headers": {"Authorization": "Bearer ..."}} talks streamable HTTP. Its tools
+        are named mcp_<name>_<tool>; they ask a person before each call unless "policy" says 'allow' (or
+        tool_policy names the tool), and what they return is untrusted content. Optional: "timeout" (seconds
+        per call, default 120). Env and header values are secrets: they never appear in logs or events.""",
+    )
+
+    @validate("mcp_servers")
+    def _check_mcp_servers(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        from jupyter_agent.mcp.config import parse_servers
+
+        parse_servers(proposal["value"])  # raises ValueError naming the entry and what to fix
         return proposal["value"]
 
 
@@ -315,6 +339,34 @@ class EmbeddedModelSettings(Configurable):
         return value
 
 
+class ObservabilitySettings(Configurable):
+    """What the agent reports about its own work: metrics, traces and logs."""
+
+    prometheus_metrics = Bool(
+        True,
+        config=True,
+        help="""Serve the agent's metrics (jupyter_agent_*) on the Jupyter server's /metrics, which requires the
+        same login as the server unless ServerApp.authenticate_prometheus is False.""",
+    )
+    otel_endpoint = Unicode(
+        "",
+        config=True,
+        help="""An OTLP/HTTP collector's traces URL (e.g. 'http://localhost:4318/v1/traces'): a span per turn,
+        with a child span per model call and tool call, is sent there. Needs opentelemetry-sdk and
+        opentelemetry-exporter-otlp-proto-http. Empty: no traces.""",
+    )
+    otel_service_name = Unicode(
+        "jupyter-agent", config=True, help="The service.name the traces carry (tell servers apart by it)."
+    )
+    log_format = Enum(
+        ["text", "json"],
+        "text",
+        config=True,
+        help="""How the agent's own loggers write: 'text' (the host's format), or 'json': one JSON object per
+        line on stderr, with the session, turn and tool call ids it belongs to.""",
+    )
+
+
 class JupyterAgent(
     ModelSettings,
     ToolSettings,
@@ -324,6 +376,7 @@ class JupyterAgent(
     ServerSettings,
     PlannerSettings,
     EmbeddedModelSettings,
+    ObservabilitySettings,
 ):
     """Every setting of the agent: ``c.JupyterAgent.<name>``."""
 
@@ -339,4 +392,5 @@ SETTINGS_CLASSES = [
     ServerSettings,
     PlannerSettings,
     EmbeddedModelSettings,
+    ObservabilitySettings,
 ]

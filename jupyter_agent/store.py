@@ -1,4 +1,4 @@
-"""SQLite storage: sessions, their append-only event logs, the audit log and tool statistics.
+"""SQLite storage: sessions, their append-only event logs, the audit log and small values.
 
 Several processes share one store: the Jupyter server, any number of kernels (magics, the agent kernel) and
 CLI runs. The rules that keep their sessions intact:
@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS changes (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_by_turn ON changes (session, turn, id);
+-- Usage analytics read prompts, model usage and turn ends by time; partial, so token events cost nothing more.
+CREATE INDEX IF NOT EXISTS events_for_analytics ON events (ts) WHERE type IN ('message', 'usage', 'done', 'error');
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -398,6 +400,51 @@ class Store:
         leave it above the last entry's id."""
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
         return int(row[0]) if row else 0
+
+    def recent_tool_calls(self, rows: int) -> list[tuple[str, bool, float | None, str]]:
+        """The tool calls among the newest ``rows`` audit entries, newest first: ``(tool, ok, duration_ms,
+        outcome)``. The duration is None where the call waited for a person (it would measure them, not the
+        tool). Reads the columns it needs in SQLite, so refilling the tools' statistics at start stays cheap."""
+        cursor = self._db.execute(
+            "SELECT substr(action, 6), json_extract(detail, '$.outcome'), json_extract(detail, '$.duration_ms'),"
+            " json_extract(detail, '$.approval') IS NOT NULL FROM audit"
+            " WHERE id > (SELECT COALESCE(MAX(id), 0) FROM audit) - ? AND action GLOB 'tool:*' ORDER BY id DESC",
+            (rows,),
+        )
+        return [
+            (tool, outcome == "ok", None if asked or duration is None else float(duration), str(outcome))
+            for tool, outcome, duration, asked in cursor
+        ]
+
+    def usage_events(self, since: float, until: float) -> list[dict[str, Any]]:
+        """What usage analytics need of the events from ``since`` to ``until`` (epoch s, until excluded),
+        oldest first: prompts (with the sender), model usage and turn ends, their small fields only (never a
+        prompt's text), and each session's owner (for turns whose prompt came before ``since``)."""
+        rows = self._db.execute(
+            "SELECT e.session, e.ts, e.type, json_extract(e.data, '$.turn'), json_extract(e.data, '$.task'),"
+            " json_extract(e.data, '$.role'), json_extract(e.data, '$.user.username'),"
+            " json_extract(e.data, '$.prompt_tokens'), json_extract(e.data, '$.completion_tokens'),"
+            " json_extract(e.data, '$.cost'), json_extract(e.data, '$.ttft_ms'), s.owner"
+            " FROM events e LEFT JOIN sessions s ON s.id = e.session"
+            " WHERE e.type IN ('message', 'usage', 'done', 'error') AND e.ts >= ? AND e.ts < ? ORDER BY e.ts",
+            (since, until),
+        )
+        keys = ("session", "ts", "type", "turn", "task", "role", "user", "prompt_tokens", "completion_tokens")
+        keys += ("cost", "ttft_ms", "owner")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def tool_audit(self, since: float, until: float) -> list[dict[str, Any]]:
+        """The audit entries of tool calls from ``since`` to ``until`` (epoch s, until excluded): user, tool,
+        outcome, duration, and the approval decision (None: nobody was asked)."""
+        rows = self._db.execute(
+            "SELECT ts, user, substr(action, 6), json_extract(detail, '$.outcome'),"
+            " json_extract(detail, '$.duration_ms'), json_extract(detail, '$.approval') IS NOT NULL,"
+            " json_extract(detail, '$.approval.decision')"
+            " FROM audit WHERE action GLOB 'tool:*' AND ts >= ? AND ts < ? ORDER BY id",
+            (since, until),
+        )
+        keys = ("ts", "user", "tool", "outcome", "duration_ms", "asked", "decision")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def get_value(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()

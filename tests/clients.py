@@ -149,7 +149,19 @@ async def collaborator(
     fetch, port: int, base_url: str, auth_header: dict[str, str], path: str, kind: str = "notebook"
 ):
     """An independent collaborative client on ``path`` (as a second person's JupyterLab would be)."""
-    file_format, doc = ("json", YNotebook()) if kind == "notebook" else ("text", YUnicode())
+    doc = YNotebook() if kind == "notebook" else YUnicode()
+    conn, room = await room_socket(fetch, port, base_url, auth_header, path, kind)
+    async with Provider(doc.ydoc, TornadoChannel(conn, room)):
+        yield doc
+    conn.close()
+
+
+async def room_socket(
+    fetch, port: int, base_url: str, auth_header: dict[str, str], path: str, kind: str = "notebook"
+) -> tuple[WebSocketClientConnection, str]:
+    """A raw WebSocket on the collaboration room of ``path`` (it receives the room's sync and awareness
+    messages, as JupyterLab does), and the room's name."""
+    file_format = "json" if kind == "notebook" else "text"
     response = await fetch(
         "api",
         "collaboration",
@@ -162,10 +174,17 @@ async def collaborator(
     room = f"{file_format}:{kind}:{session['fileId']}"
     # Built by hand: jp_ws_fetch escapes ':' and would silently join another room (STACK-NOTES).
     url = f"ws://127.0.0.1:{port}{base_url}api/collaboration/room/{room}?sessionId={session['sessionId']}"
-    conn = await websocket_connect(HTTPRequest(url, headers=auth_header))
-    async with Provider(doc.ydoc, TornadoChannel(conn, room)):
-        yield doc
-    conn.close()
+    return await websocket_connect(HTTPRequest(url, headers=auth_header)), room
+
+
+async def agent_in_room(conn: WebSocketClientConnection) -> bytes:
+    """The first awareness message of the room that shows the agent among the collaborators."""
+    async with asyncio.timeout(15):
+        while True:
+            message = await conn.read_message()
+            assert message is not None, "the room closed"
+            if isinstance(message, bytes) and message[:1] == b"\x01" and b"Jupyter Agent" in message:
+                return message  # 1: an awareness message
 
 
 async def wait_for(predicate, timeout: float = 15.0, what: str = "condition") -> Any:

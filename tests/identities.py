@@ -56,3 +56,20 @@ def server_config() -> dict[str, Any]:
 
 def auth_header(name: str) -> dict[str, str]:
     return {"Authorization": f"token {TOKENS[name]}"}
+
+
+def with_people(config: dict[str, Any]) -> dict[str, Any]:
+    """A ``jp_server_config`` with these people's IdentityProvider and Authorizer added."""
+    people = server_config()
+    return {**config, **people, "ServerApp": {**config["ServerApp"], **people["ServerApp"]}}
+
+
+def person_client(name: str, jp_fetch: Any, port: int, base_url: str) -> Any:
+    """An agent API client (tests.clients.AgentClient) that authenticates as ``name``."""
+    import functools
+
+    from tests.clients import AgentClient
+
+    return AgentClient(
+        functools.partial(jp_fetch, headers=auth_header(name)), port, base_url, auth_header(name)
+    )

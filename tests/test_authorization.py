@@ -7,14 +7,13 @@ write files or open a terminal, ``reader`` may only watch. Sessions are private 
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import pytest
 
 from jupyter_agent.testing.scripted_llm import Reply, ToolCallSpec
 from tests.clients import AgentClient
-from tests.identities import auth_header, server_config
+from tests.identities import person_client, with_people
 
 PEOPLE = ("owner", "collaborator", "reader")
 
@@ -22,22 +21,12 @@ PEOPLE = ("owner", "collaborator", "reader")
 @pytest.fixture
 def jp_server_config(jp_server_config: dict[str, Any], agent_config: dict[str, Any]) -> dict[str, Any]:
     agent_config["tool_policy"] = {"shell_run": "allow"}
-    config = {**jp_server_config, **server_config()}
-    config["ServerApp"] = {**jp_server_config["ServerApp"], **server_config()["ServerApp"]}
-    return config
+    return with_people(jp_server_config)
 
 
 @pytest.fixture
 def people(jp_serverapp, jp_fetch, jp_http_port, jp_base_url) -> dict[str, AgentClient]:
-    clients = {
-        name: AgentClient(
-            functools.partial(jp_fetch, headers=auth_header(name)),
-            jp_http_port,
-            jp_base_url,
-            auth_header(name),
-        )
-        for name in PEOPLE
-    }
+    clients = {name: person_client(name, jp_fetch, jp_http_port, jp_base_url) for name in PEOPLE}
     yield clients
     for client in clients.values():
         client.close()

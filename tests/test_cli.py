@@ -269,3 +269,50 @@ def test_the_cli_takes_any_setting_the_jupyter_way(tmp_path, llm):
     assert generated.returncode == 0, generated.stderr
     written = (tmp_path / "config" / "jupyter_jupyter_agent_config.py").read_text()
     assert "# c.JupyterAgent.model_options = {}" in written and "# c.JupyterAgent.max_steps = 25" in written
+
+
+def test_run_code_adds_a_cell_and_runs_it_in_one_call(tmp_path, llm):
+    env = kernel_env(tmp_path, llm)
+    (tmp_path / "fares.csv").write_text("Fare\n10.5\n20.5\n")
+    llm.script(
+        Reply(
+            tool_calls=[
+                ToolCallSpec(
+                    "notebook_run_code",
+                    {
+                        "path": "t.ipynb",
+                        "source": "import pandas as pd\nprint(pd.read_csv('fares.csv').Fare.mean())",
+                    },
+                )
+            ]
+        ),
+        Reply(text="The mean fare is 15.5."),
+    )
+    done = agent_cli("run", "mean fare?", "--notebook", "t.ipynb", "--yes", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = llm.requests[1]["messages"][-1]
+    assert result["role"] == "tool" and result["content"].startswith("Cell ") and "15.5" in result["content"]
+    cell = nbformat.read(tmp_path / "t.ipynb", as_version=4).cells[-1]
+    assert cell.source.endswith(".Fare.mean())") and cell.outputs[0]["text"] == "15.5\n"
+
+
+def test_run_code_that_fails_shows_what_the_variables_it_assigned_hold(tmp_path, llm):
+    env = kernel_env(tmp_path, llm)
+    (tmp_path / "fares.csv").write_text("Fare,Age\n10.5,30\n20.5,40\n")
+    source = "import pandas as pd\ndf = pd.read_csv('fares.csv')\nmean = df['fare'].mean()"
+    llm.script(
+        Reply(tool_calls=[ToolCallSpec("notebook_run_code", {"path": "fares.csv", "source": source})]),
+        Reply(tool_calls=[ToolCallSpec("notebook_run_code", {"path": "t.ipynb", "source": source})]),
+        Reply(text="There is no fare column."),
+    )
+    done = agent_cli("run", "mean fare?", "--notebook", "t.ipynb", "--yes", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    wrong_path = llm.requests[1]["messages"][-1]["content"]
+    assert (
+        "path is the notebook the code runs in" in wrong_path and "pandas.read_csv('fares.csv')" in wrong_path
+    )
+    result = llm.requests[2]["messages"][-1]["content"]
+    assert "KeyError: 'fare'" in result
+    shown = result.split("The variables this code assigned before it failed:\n")[1]
+    assert shown.startswith("df: pandas.DataFrame, 2 rows × 2 columns")  # no rows; nothing about `mean`
+    assert shown.endswith("; columns: Fare (float64), Age (int64)")

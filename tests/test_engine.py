@@ -848,3 +848,39 @@ def test_redact_text_scrubs_keys_and_tokens_inside_a_message():
 
     assert scrubbed == f"auth failed for {MASK} with header {MASK}; retry"
     assert redact({"note": text}) == {"note": scrubbed}
+
+
+async def test_an_answer_that_leaves_out_a_field_of_the_requested_template_is_sent_back(make_engine, llm):
+    ran: list[str] = []
+    engine = make_engine(echo_tool(ran))
+    session, watch = engine.open()
+    llm.script(
+        Reply(text="The mean is about 34."),  # prose: no fields
+        Reply(tool_calls=[call("echo", "call_1", text="34.65")]),  # it computes the value this time
+        Reply(text="@mean[34.65] @n[891]"),
+    )
+
+    events = await engine.ask(session, watch, "Give the mean and the count as @mean[value] @n[count].")
+
+    assert events[-1]["type"] == "done" and events[-1]["reason"] == "completed"
+    answers = [e["content"] for e in events if e["type"] == "message" and e["role"] == "assistant"]
+    assert answers[0] == "The mean is about 34." and answers[-1] == "@mean[34.65] @n[891]"
+    note = llm.requests[1]["messages"][-1]
+    assert note["role"] == "user" and "@mean[...], @n[...]" in note["content"]
+    assert llm.requests[1].get("tools")  # it may still compute what is missing
+    assert all(
+        m["role"] != "user" or "@mean[...]" not in str(m["content"]) for m in llm.requests[2]["messages"]
+    )
+
+
+async def test_an_answer_is_sent_back_at_most_twice_and_never_without_a_template(make_engine, llm):
+    engine = make_engine()
+    session, watch = engine.open()
+    llm.script(Reply(text="no idea"), Reply(text="still none"), Reply(text="@x[]"), Reply(text="Hello!"))
+
+    events = await engine.ask(session, watch, "Answer as @x[value].")
+    assert events[-1]["type"] == "done" and len(llm.requests) == 3
+    assert [e["content"] for e in events if e["type"] == "message" and e["role"] == "assistant"][-1] == "@x[]"
+
+    events = await engine.ask(session, watch, "Say hello; x = a@b[0] is a matrix product.")
+    assert events[-1]["type"] == "done" and len(llm.requests) == 4

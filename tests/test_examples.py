@@ -136,7 +136,9 @@ def test_magics_notebook_answers_from_the_data_and_leaves_revenue_for_the_next_c
     assert user_text(first) == "What does df contain? Describe it in two or three sentences."
     assert {"python_run", "python_variables"} <= {t["function"]["name"] for t in first["tools"]}
     summary = tool_results(llm.requests[1])[-1]
-    assert "df: DataFrame shape (40, 5)" in summary and "region" in summary and "units" in summary
+    assert (
+        "df: pandas.DataFrame, 40 rows × 5 columns" in summary and "region" in summary and "units" in summary
+    )
     assert answer(nb, "ask-contents") == contents
     # Revenue per region: the code the agent ran and its output show under the cell, and the model saw it.
     expected = revenue_per_region()

@@ -24,16 +24,22 @@ WEB = ("tornado", "jupyter_server")
 DOCUMENTS = ("pycrdt", "jupyter_ydoc", "jupyter_server_ydoc", "pycrdt_websocket")
 FRONTS = ("jupyter_agent.server", "jupyter_agent.app", "jupyter_agent.kernel", "jupyter_agent.magics")
 FRONTS += ("jupyter_agent.cli",)
+#: Metrics and traces: only engine/prometheus.py (imported by the server) loads prometheus_client; OpenTelemetry
+#: is optional and imported where tracing is turned on.
+TELEMETRY = ("prometheus_client", "opentelemetry")
 RULES: dict[str, tuple[str, ...]] = {
     "errors.py": ("jupyter_agent.",),
     "engine/types.py": ("jupyter_agent.engine.", "jupyter_agent.tools", "jupyter_agent.security"),
     "settings.py": (*WEB, *DOCUMENTS, "playwright", "litellm", "jupyter_agent.engine", *FRONTS),
     "security/": (*WEB, *DOCUMENTS, "playwright", "jupyter_agent.engine", "jupyter_agent.tools.", *FRONTS),
     "tools/": (*WEB, *DOCUMENTS, "playwright", "litellm", *FRONTS),
-    "engine/": (*WEB, *DOCUMENTS, "playwright", "jupyter_agent.collaboration", *FRONTS),
+    "engine/": (*WEB, *DOCUMENTS, "playwright", "jupyter_agent.collaboration", *FRONTS, *TELEMETRY),
+    "engine/prometheus.py": (*WEB, *DOCUMENTS, "playwright", "jupyter_agent.collaboration", *FRONTS),
     "collaboration/": ("jupyter_agent.engine", "playwright", "litellm", *FRONTS),
     "browser/": (*WEB, *DOCUMENTS, "litellm", *FRONTS),
     "local_model/": (*WEB, *DOCUMENTS, "playwright", "litellm", *FRONTS),
+    # The MCP SDK (about a second to import) loads when a server is configured or /api/agent/mcp is used.
+    "mcp/": (*WEB, *DOCUMENTS, "playwright", "litellm", "mcp", "mcp_types", *FRONTS),
     "store.py": (*WEB, *DOCUMENTS, "playwright", "litellm", "jupyter_agent.engine", *FRONTS),
     "composition.py": (*WEB, *DOCUMENTS, "playwright", "litellm", *FRONTS),
     "runtime.py": (*WEB, *DOCUMENTS, "playwright", "litellm", *FRONTS),
@@ -147,3 +153,4 @@ def test_the_kernel_and_cli_engine_loads_no_web_server_documents_or_browser(tmp_
     loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
     assert "jupyter_agent" in loaded and "litellm" in loaded  # the probe did build the engine
     assert not loaded & {"tornado", "jupyter_server", "pycrdt", "jupyter_ydoc", "playwright"}, sorted(loaded)
+    assert not loaded & {"prometheus_client", "opentelemetry"}, sorted(loaded)  # metrics are the server's

@@ -146,6 +146,22 @@ def test_history_becomes_plain_turns_with_the_models_own_json_and_clipped_tool_r
     assert out[5]["content"] == "thanks"
 
 
+def test_a_long_tool_result_keeps_its_start_and_its_end():
+    result = "KeyError: 'fare'\n" + "frame\n" * 1000 + "df: DataFrame; columns: Fare (float64)"
+    messages = [
+        {"role": "user", "content": "mean fare?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "function": {"name": "notebook_run_code", "arguments": "{}"}}],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": result},
+    ]
+    shown = local_messages(messages, "SYS")[-1]["content"]
+    assert "KeyError: 'fare'" in shown and shown.endswith("columns: Fare (float64)")
+    assert "characters cut ..." in shown and len(shown) < 1700
+
+
 def test_old_history_is_dropped_to_fit_the_small_context_but_the_last_message_stays():
     messages = [{"role": "user", "content": f"message {i} " + "y" * 2000} for i in range(0, 20, 2)]
     messages = [
@@ -805,3 +821,43 @@ def test_every_part_of_every_model_and_every_weight_wheel_is_pinned_by_sha256():
         assert [requirement for requirement, *_ in pins] == spec.packages, pinned.name
         for requirement, *options in pins:  # one wheel hash each: pip's hash-checking mode needs it
             assert len(options) == 1 and sha256.match(options[0].removeprefix("--hash=sha256:")), requirement
+
+
+async def test_a_long_turn_goes_on_where_the_adapter_keeps_only_the_latest_messages(
+    llm: ScriptedLLM, tmp_path
+):
+    from jupyter_agent.engine.context import ContextWindow
+    from jupyter_agent.engine.loop import AgentLoop
+    from jupyter_agent.engine.router import ToolRouter
+    from jupyter_agent.engine.session import SessionManager
+    from jupyter_agent.store import Store
+    from jupyter_agent.tools.base import ToolContext, object_schema, tool
+    from tests.engine_kit import Engine, Watch
+
+    @tool("echo", "Repeat a text.", object_schema(["text"], text={"type": "string"}))
+    async def echo(ctx: ToolContext, text: str) -> str:
+        return text
+
+    client = _client(llm, tools=("echo",))
+    router = ToolRouter([echo])
+    # A window the whole transcript soon outgrows (4 characters a token): the adapter sends the latest part.
+    window = ContextWindow(client, 600, counter=lambda text: len(text) // 4 + 1)
+    loop = AgentLoop(
+        client,
+        router,
+        lambda turn, call: ToolContext(session_id=turn.session.id, root_dir=tmp_path, call_id=call.id),
+        context=window,
+    )
+    manager = SessionManager(Store(":memory:"), loop)
+    session, watch = Engine(manager, router, Watch).open()
+    calls = [json.dumps({"name": "echo", "arguments": {"text": f"{i} " + "x" * 1200}}) for i in range(3)]
+    llm.script(
+        *(Reply(text=c) for c in calls),
+        Reply(text=json.dumps({"name": FINAL_ANSWER, "arguments": {"text": "done"}})),
+    )
+    try:
+        events = await Engine(manager, router, Watch).ask(session, watch, "echo three long texts")
+    finally:
+        await manager.close()
+    assert events[-1]["type"] == "done" and events[-1]["reason"] == "completed", events[-2:]
+    assert [e["content"] for e in events if e["type"] == "message" and e["role"] == "assistant"][-1] == "done"

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import nbformat
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
 
 from jupyter_agent.testing.scripted_llm import Reply, ToolCallSpec
-from tests.clients import wait_for
+from tests.clients import agent_in_room, room_socket, wait_for
 
 
 def make_notebook(root, name="t.ipynb", sources=("x = 1",)):
@@ -92,31 +89,13 @@ async def test_agent_shows_in_the_collaborator_list_with_its_own_name(
     agent, llm, jp_root_dir, jp_fetch, jp_http_port, jp_base_url, jp_auth_header
 ):
     path = make_notebook(jp_root_dir)
-    response = await jp_fetch(
-        "api",
-        "collaboration",
-        "session",
-        path,
-        method="PUT",
-        body=json.dumps({"format": "json", "type": "notebook"}),
-    )
-    room = json.loads(response.body)
-    url = (
-        f"ws://127.0.0.1:{jp_http_port}{jp_base_url}api/collaboration/room/json:notebook:{room['fileId']}"
-        f"?sessionId={room['sessionId']}"
-    )
     # A raw room client: it receives the awareness messages JupyterLab builds its collaborator list from.
-    conn = await websocket_connect(HTTPRequest(url, headers=jp_auth_header))
+    conn, _ = await room_socket(jp_fetch, jp_http_port, jp_base_url, jp_auth_header, path)
     llm.script(Reply(tool_calls=[ToolCallSpec("notebook_read", {"path": path})]), Reply(text="read it"))
     sid = await agent.new_session()
     ws = await agent.connect(sid)
     frames = await ws.turn("look at it", context={"notebook": path})
     assert frames[-1]["type"] == "done"
-    async with asyncio.timeout(15):
-        while True:
-            message = await conn.read_message()
-            assert message is not None, "room closed"
-            if message[:1] == b"\x01" and b"Jupyter Agent" in message:  # 1 = awareness message
-                break
+    message = await agent_in_room(conn)
     assert b'"color":"#7c3aed"' in message.replace(b" ", b"")
     conn.close()

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import nbformat
+import pytest
+from jupyter_ydoc import YNotebook
 
+from jupyter_agent.collaboration.notebooks import find_cell
+from jupyter_agent.errors import NotFound
 from jupyter_agent.testing.scripted_llm import Reply, ToolCallSpec
 from tests.clients import wait_for
 from tests.test_notebook_live import read_disk
@@ -287,3 +291,21 @@ async def test_a_notebook_of_2000_cells(agent, llm, jp_root_dir, collab):
 def _next_start(body):
     note = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "tool")
     return int(note.split("call notebook_read with start=")[1].split(" ")[0])
+
+
+def test_an_index_given_for_a_cell_id_is_told_the_id_it_means():
+    nb = YNotebook()
+    cell = {
+        "id": "abc",
+        "cell_type": "code",
+        "source": "",
+        "metadata": {},
+        "outputs": [],
+        "execution_count": None,
+    }
+    nb.set({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    assert find_cell(nb, "abc") == 0
+    with pytest.raises(NotFound, match="not the index: the cell at index 0 has id abc"):
+        find_cell(nb, "0")
+    with pytest.raises(NotFound, match=r"^no cell with id '7'; the notebook's cell ids are: abc$"):
+        find_cell(nb, "7")

@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from jupyter_agent.engine.metrics import Measurements
 from jupyter_agent.engine.router import ToolRouter
 from jupyter_agent.engine.types import ToolCall
 from jupyter_agent.store import Store
@@ -99,16 +100,23 @@ def test_model_mistakes_do_not_open_the_circuit(tmp_path):
     assert router.breakers["fetch_rich"].state == "closed"
 
 
-def test_statistics_survive_a_restart(tmp_path):
+def test_statistics_survive_a_restart_from_the_audit_log(tmp_path):
+    """The audit log is the durable record of every call: a new process's router refills its statistics from
+    it (calls that waited for a person keep their outcome, not their duration; refused ones measure nothing)."""
     db = tmp_path / "agent.db"
     store = Store(db)
-    router = ToolRouter(make_tools([], primary_fails=False), state=store)
-    for _ in range(3):
-        asyncio.run(router.call(call("fetch_rich", url="u"), ctx(tmp_path)))
+    for n, (outcome, approval) in enumerate([("ok", None), ("ok", None), ("ok", {"decision": "once"})]):
+        detail = {"call_id": f"c{n}", "name": "fetch_rich", "ok": True, "duration_ms": 12.5 + n}
+        store.audit("s", "alice", "tool:fetch_rich", {**detail, "approval": approval, "outcome": outcome})
+    store.audit(
+        "s", "alice", "tool:fetch_rich", {"call_id": "c9", "outcome": "not_permitted", "approval": None}
+    )
     store.close()
-    again = ToolRouter(make_tools([], primary_fails=False), state=Store(db))
+    again = ToolRouter(make_tools([], primary_fails=False), measurements=Measurements(history=Store(db)))
     stats = {t["name"]: t["stats"] for t in again.describe()}
-    assert stats["fetch_rich"]["calls"] == 3 and stats["fetch_rich"]["p50_ms"] is not None
+    assert stats["fetch_rich"]["calls"] == 3 and stats["fetch_rich"]["errors"] == 0
+    assert stats["fetch_rich"]["p50_ms"] == 12.5 and stats["fetch_rich"]["p95_ms"] == 13.5
+    assert stats["fetch_plain"]["calls"] == 0
 
 
 PLUGIN = """

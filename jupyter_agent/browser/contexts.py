@@ -95,6 +95,8 @@ class BrowserContexts:
         self.policy = self.config.url_policy()
         self.cache = ResponseCache(self.config.cache_max_bytes, self.config.cache_ttl, clock)
         self.stats = {"launches": 0, "crashes": 0, "restarts": 0, "pool_hits": 0, "pool_misses": 0}
+        #: Resident memory of the browser's processes (MB) at the last housekeeping round; None: not known.
+        self.memory_mb: float | None = None
         self._clock = clock
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
@@ -299,6 +301,10 @@ class BrowserContexts:
         self._schedule_refill()
         return ready
 
+    def pool_state(self) -> dict[str, int]:
+        """How many contexts sessions use and how many wait warm in the pool (for the metrics)."""
+        return {"session": len(self._sessions), "pooled": len(self._pool)}
+
     def pooled_contexts(self) -> list[BrowserContext]:
         """The ready contexts waiting in the pool (for tests and diagnostics)."""
         return [context for context, *_rest in self._pool]
@@ -381,12 +387,14 @@ class BrowserContexts:
         return idle
 
     async def check_memory(self) -> bool:
-        """Restart the browser if its processes use more than ``memory_limit_mb``; True when it did."""
+        """Measure the browser's memory (:attr:`memory_mb`); restart it if its processes use more than
+        ``memory_limit_mb``. True when it restarted."""
         limit = self.config.memory_limit_mb
-        if not limit or self._browser is None or self.config.endpoint:
+        if self._browser is None or self.config.endpoint:
+            self.memory_mb = None
             return False
-        rss = await self.browser_rss_mb()
-        if rss is None or rss <= limit or any(s.lock.locked() for s in self._sessions.values()):
+        rss = self.memory_mb = await self.browser_rss_mb()
+        if not limit or rss is None or rss <= limit or any(s.lock.locked() for s in self._sessions.values()):
             return False
         log.warning("the browser uses %.0f MB, over its limit of %d MB; restarting it", rss, limit)
         await self.restart(f"used {rss:.0f} MB, over its memory limit of {limit} MB,")

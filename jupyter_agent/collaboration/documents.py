@@ -68,7 +68,10 @@ def agent_transaction(doc: YNotebook | YUnicode):
 def _check_notebook_path(root: Path, path: str) -> Path:
     target = resolve_in_root(root, path)
     if target.suffix != ".ipynb":
-        raise BadRequest(f"{path!r} is not a notebook (.ipynb)")
+        raise BadRequest(
+            f"{path!r} is not a notebook (.ipynb): read it with file_read, or load a data file in a code cell "
+            "(e.g. pandas.read_csv)"
+        )
     if not target.is_file():
         raise NotFound(
             f"no notebook at {path!r}; create it first (file_write with an empty notebook) or check the path"

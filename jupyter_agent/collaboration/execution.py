@@ -23,6 +23,7 @@ from jupyter_agent.collaboration.notebooks import (
     cell_state,
     find_cell,
     notebook_kernel_name,
+    rich_text,
 )
 from jupyter_agent.errors import BadRequest, NotFound, ToolError
 
@@ -80,11 +81,8 @@ class ExecutionResult:
                 parts.append(f"{out.get('ename')}: {out.get('evalue')}\n{tail}".rstrip())
             else:
                 data = out.get("data") or {}
-                if "text/plain" in data:
-                    parts.append(str(data["text/plain"]))
+                parts.append(rich_text(data))
                 parts.extend(f"[{mime} output]" for mime in data if mime.startswith("image/"))
-                if "text/html" in data and "text/plain" not in data:
-                    parts.append("[text/html output]")
         text = "\n".join(p.rstrip("\n") for p in parts if p)
         if len(text) > max_chars:
             text = text[: max_chars // 2] + "\n[... output cut ...]\n" + text[-max_chars // 2 :]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import uuid
 from difflib import SequenceMatcher
+from html.parser import HTMLParser
 from typing import Any
 
 from jupyter_ydoc import YNotebook
@@ -37,7 +38,10 @@ def find_cell(nb: YNotebook, cell_id: str) -> int:
         if ycell.get("id") == cell_id:
             return index
     ids = ", ".join(str(c.get("id")) for c in nb.ycells)
-    raise NotFound(f"no cell with id {cell_id!r}; the notebook's cell ids are: {ids}")
+    hint = ""
+    if cell_id.isdigit() and int(cell_id) < len(nb.ycells):  # an index given for an id (small models do)
+        hint = f" (cell_id is the id, not the index: the cell at index {cell_id} has id {nb.ycells[int(cell_id)].get('id')})"
+    raise NotFound(f"no cell with id {cell_id!r}{hint}; the notebook's cell ids are: {ids}")
 
 
 def notebook_kernel_name(nb: YNotebook) -> str | None:
@@ -47,7 +51,7 @@ def notebook_kernel_name(nb: YNotebook) -> str | None:
 
 
 def output_text(output: dict[str, Any], limit: int = 2000) -> str:
-    """A short text form of one output, as the model reads it."""
+    """A short text form of one output, as the model reads it (a table's text/plain, never its HTML)."""
     kind = output.get("output_type")
     if kind == "stream":
         text = str(output.get("text", ""))
@@ -56,10 +60,56 @@ def output_text(output: dict[str, Any], limit: int = 2000) -> str:
     else:
         data = output.get("data") or {}
         images = [m for m in data if m.startswith("image/")]
-        text = str(data.get("text/plain", ""))
+        text = rich_text(data)
         if images:
             text = (text + "\n" if text else "") + f"[{images[0]} output]"
     return text if len(text) <= limit else text[:limit] + " [...]"
+
+
+def rich_text(data: dict[str, Any]) -> str:
+    """The text of a rich output's bundle: its text/plain (a DataFrame's is its table as text), else its
+    Markdown, else its HTML's text with the markup dropped (rows on lines, cells apart)."""
+    for mime in ("text/plain", "text/markdown"):
+        if data.get(mime):
+            return str(data[mime])
+    if data.get("text/html"):
+        reader = _HTMLText()
+        reader.feed(str(data["text/html"]))
+        reader.close()
+        return reader.text()
+    return ""
+
+
+class _HTMLText(HTMLParser):
+    """Collects the visible text of HTML: block elements and table rows end lines, cells are tab-apart."""
+
+    BREAKS = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "table", "thead"}
+    SKIPPED = {"style", "script"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, _attrs: Any) -> None:
+        if tag in self.SKIPPED:
+            self._skipping += 1
+        elif tag in self.BREAKS:
+            self.parts.append("\n")
+        elif tag in ("td", "th"):
+            self.parts.append("\t")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIPPED and self._skipping:
+            self._skipping -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+    def text(self) -> str:
+        lines = ("".join(self.parts)).split("\n")
+        return "\n".join(re.sub(r" ?\t ?", "\t", line).strip("\t ") for line in lines if line.strip())
 
 
 def replace_lines(ytext: Text, new: str) -> None:

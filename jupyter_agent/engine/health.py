@@ -2,8 +2,8 @@
 
 A tool that fails repeatedly for reasons outside the model's control (it raised, timed out, its service is
 down) opens its circuit for a cool-down: calls go to its declared fallbacks, or get a clear error at once
-instead of waiting for yet another timeout. The model is told which tools are degraded. Statistics persist
-(``to_state``/``from_state``) so estimates and health survive a restart.
+instead of waiting for yet another timeout. The model is told which tools are degraded. Both are kept by
+:class:`~jupyter_agent.engine.metrics.Measurements`, which records every call once for them and for Prometheus.
 """
 
 from __future__ import annotations
@@ -27,17 +27,20 @@ def percentile(ordered: list[float], pct: float) -> float | None:
 
 @dataclass
 class ToolStats:
-    """Counts since start, plus the latencies and outcomes of the last ``WINDOW`` calls."""
+    """Counts since start (with the calls refilled from the audit log), plus the latencies and outcomes of the
+    last ``WINDOW`` calls."""
 
     calls: int = 0
     errors: int = 0
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=WINDOW))
 
-    def record(self, ok: bool, elapsed_ms: float) -> None:
+    def record(self, ok: bool, elapsed_ms: float | None) -> None:
+        """One call's outcome and duration (None: not known, e.g. a call that waited for a person)."""
         self.calls += 1
         self.errors += 0 if ok else 1
-        self.latencies_ms.append(elapsed_ms)
+        if elapsed_ms is not None:
+            self.latencies_ms.append(elapsed_ms)
         self.outcomes.append(ok)
 
     @property
@@ -56,21 +59,6 @@ class ToolStats:
             "p50_ms": percentile(ordered, 50),
             "p95_ms": percentile(ordered, 95),
         }
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "calls": self.calls,
-            "errors": self.errors,
-            "latencies_ms": list(self.latencies_ms),
-            "outcomes": list(self.outcomes),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> ToolStats:
-        stats = cls(int(state.get("calls", 0)), int(state.get("errors", 0)))
-        stats.latencies_ms.extend(float(x) for x in state.get("latencies_ms", []))
-        stats.outcomes.extend(bool(x) for x in state.get("outcomes", []))
-        return stats
 
 
 class _Failed(Exception):

@@ -11,7 +11,7 @@ from typing import Any
 
 #: The event types the model's transcript is folded from; the others (token, activity, usage, ...) are for
 #: people only and never reach the model.
-TRANSCRIPT_EVENTS = ("message", "tool_result", "done", "error", "turn_review")
+TRANSCRIPT_EVENTS = ("message", "tool_result", "done", "error", "turn_review", "compaction")
 
 
 class Transcript:
@@ -27,6 +27,13 @@ class Transcript:
         self.messages: list[dict[str, Any]] = []
         self._waiting: dict[str, dict[str, Any]] = {}
         self._notes: list[str] = []  # what people did to earlier turns' changes, told with the next prompt
+        #: The model's summary of the conversation before the latest ``compaction`` (engine.context).
+        self.memory = ""
+        self._starts: dict[str, int] = {}  # turn id -> index of its prompt in ``messages``
+
+    def start(self, turn_id: str) -> int:
+        """Where the turn's prompt is in ``messages`` (0 when it is not there)."""
+        return self._starts.get(turn_id, 0)
 
     def start_turn(self, turn_id: str) -> None:
         message = self._waiting.pop(turn_id, None)
@@ -34,6 +41,7 @@ class Transcript:
             if self._notes and isinstance(message["content"], str):
                 message = {**message, "content": "\n".join([*self._notes, message["content"]])}
                 self._notes.clear()
+            self._starts[turn_id] = len(self.messages)
             self.messages.append(message)
 
     def apply(self, event: dict[str, Any]) -> None:
@@ -48,6 +56,12 @@ class Transcript:
             return
         if turn in self._waiting:
             self.start_turn(turn)
+        if kind == "compaction":  # what came before this turn now lives in the memory
+            at = self._starts.get(str(turn))
+            self.memory = str(event.get("summary") or "")
+            self.messages = self.messages[at if at is not None else len(self.messages) :]
+            self._starts = {str(turn): 0} if at is not None else {}
+            return
         if kind in ("message", "tool_result"):
             apply_event(self.messages, event)
 

@@ -31,6 +31,8 @@ from jupyter_agent.security.redaction import Redactor, Vault, redact_text
 if TYPE_CHECKING:
     from tenacity import AsyncRetrying, RetryCallState
 
+    from jupyter_agent.engine.metrics import Measurements
+
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
@@ -290,6 +292,8 @@ class LLMClient:
     #: Hides secrets from the provider (security.redaction.Redactor): a request's messages carry placeholders,
     #: and the tool calls that come back have the real values again. None: requests go as they are.
     redactor: Redactor | None = None
+    #: Where each call is recorded (engine.metrics): model, outcome, tokens, cost, time to first token.
+    measurements: Measurements | None = None
 
     def preload(self) -> None:
         preload_litellm()
@@ -306,8 +310,32 @@ class LLMClient:
     ) -> Completion:
         """One streamed call; retries and falls back while nothing has been streamed yet.
 
-        ``session`` names the conversation whose placeholders the tool calls' arguments may use.
+        ``session`` names the conversation whose placeholders the tool calls' arguments may use. Every call
+        (the turns', the planner's, summaries) is recorded here, once.
         """
+        if self.measurements is None:
+            return await self._stream(messages, tools, handlers, model, session, extra)
+        record = self.measurements.model_call(model or self.model)
+        try:
+            completion = await self._stream(messages, tools, handlers, model, session, extra)
+        except asyncio.CancelledError:
+            record.finish(None, "cancelled")
+            raise
+        except Exception:
+            record.finish(None, "error")
+            raise
+        record.finish(completion.usage)
+        return completion
+
+    async def _stream(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        handlers: StreamHandlers | None,
+        model: str | None,
+        session: str | None,
+        extra: dict[str, Any],
+    ) -> Completion:
         handlers = handlers or StreamHandlers()
         vault = None
         if self.redactor is not None:

@@ -18,6 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from jupyter_agent.engine.answer_check import answer_note
+from jupyter_agent.engine.context import (
+    CHARS_PER_TOKEN,
+    MEMORY_HEADING,
+    SUMMARY_PROMPT,
+    SUMMARY_TOKENS,
+    Compact,
+    ContextWindow,
+    transcript_text,
+)
 from jupyter_agent.engine.llm import LLMClient, ModelProgress, StreamHandlers
 from jupyter_agent.engine.router import ToolRouter
 from jupyter_agent.engine.session import Turn, TurnResult
@@ -34,7 +44,7 @@ guess what a notebook contains: read it first. Refer to cells by their id. Keep 
 and run the cells you write to check them. Paths are relative to the workspace root. Answer concisely in \
 Markdown once the task is done."""
 
-MAX_TOOL_TEXT = 16_000
+MAX_TOOL_TEXT = 200_000  # characters of a tool result logged; the model reads a window-sized part (context)
 #: A loop: the same call (tool and arguments) failing this often in one turn, or made this many times in a
 #: row. The next model call then gets no tools (tool_choice "none"), so the model answers with what it has
 #: instead of repeating itself until the step budget runs out. Small local models are prone to both.
@@ -47,6 +57,10 @@ STOP_REPEATING = (
     "You made the same tool call {n} times in a row; its result will not change, so tools are unavailable "
     "for this reply. Answer the user now from the results you already have."
 )
+
+#: Final answers sent back, per turn, for leaving out fields of the request's answer template
+#: (engine.answer_check): the model then gets the same tools and a note of what is missing.
+ANSWER_CHECKS = 2
 
 #: Seconds between two activity events that only move a progress figure on.
 ACTIVITY_INTERVAL = 0.25
@@ -73,6 +87,7 @@ class AgentLoop:
         budget: Budget | None = None,
         system_prompt: str = SYSTEM_PROMPT,
         audit: AuditFn | None = None,
+        context: ContextWindow | None = None,
     ) -> None:
         self.llm = llm
         self.router = router
@@ -80,6 +95,8 @@ class AgentLoop:
         self.budget = budget or Budget()
         self.system_prompt = system_prompt
         self.audit = audit
+        #: Fits each call's messages into the model's window (engine.context); None: sent as they are.
+        self.context = context
 
     async def run_turn(self, turn: Turn) -> TurnResult:
         try:
@@ -97,10 +114,11 @@ class AgentLoop:
         failures: Counter[tuple[str, str]] = Counter()  # (tool, arguments) -> failed calls this turn
         calls: list[tuple[str, str]] = []  # every call of this turn, in order
         activity = Activity(turn)
+        checks, check_note = 0, ""  # answers sent back for missing template fields; what they were told
         for step in range(1, self.budget.max_steps + 1):
             activity.step = step
             activity.show("prompt")  # before anything that may take time (litellm's import, the model)
-            completion = await self._call_model(turn, _loop_note(failures, calls), activity)
+            completion = await self._call_model(turn, _loop_note(failures, calls), activity, check_note)
             totals["model_calls"] += 1
             totals["prompt_tokens"] += completion.usage.prompt_tokens
             totals["completion_tokens"] += completion.usage.completion_tokens
@@ -110,7 +128,12 @@ class AgentLoop:
                 else (totals["cost"] + completion.usage.cost)
             )
             if not completion.tool_calls:
-                return TurnResult("completed", totals)
+                check_note = answer_note(turn.text, completion.content) if checks < ANSWER_CHECKS else ""
+                if not check_note:
+                    return TurnResult("completed", totals)
+                checks += 1
+                continue
+            check_note = ""
             activity.show("tools", tools=[call.name for call in completion.tool_calls])
             outcomes = await asyncio.gather(
                 *(self._run_call(turn, call, activity) for call in completion.tool_calls)
@@ -124,8 +147,12 @@ class AgentLoop:
                 return TurnResult("max_tokens", totals)
         return TurnResult("max_steps", totals)
 
-    async def _call_model(self, turn: Turn, loop_note: str, activity: Activity) -> Completion:
-        """One model call; in a loop of repeated calls (``loop_note`` says which), one without tools."""
+    async def _call_model(
+        self, turn: Turn, loop_note: str, activity: Activity, check_note: str = ""
+    ) -> Completion:
+        """One model call; in a loop of repeated calls (``loop_note`` says which), one without tools.
+        ``check_note`` says what the previous answer left out of the request's answer template: it follows
+        that answer as a user message (after it, where a model reads it as the reply to its answer)."""
         vision = await self.llm.supports_vision(turn.model)
         system = self.system_prompt
         degraded = self.router.degraded()
@@ -135,7 +162,9 @@ class AgentLoop:
         if loop_note:
             system += "\n\n" + loop_note
             extra["tool_choice"] = "none"
-        messages = [{"role": "system", "content": system}, *turn.transcript(vision)]
+        messages = await self._fit(turn, system, vision, activity)
+        if check_note:
+            messages.append({"role": "user", "content": check_note})
         partial: list[str] = []
         handlers = StreamHandlers(
             on_token=lambda text: (partial.append(text), turn.emit("token", text=text)),
@@ -165,6 +194,79 @@ class AgentLoop:
             thinking=completion.thinking or None,
         )
         return completion
+
+    async def _fit(self, turn: Turn, system: str, vision: bool, activity: Activity) -> list[dict[str, Any]]:
+        """The call's messages within the model's window; the earlier conversation summarised when needed."""
+        model = turn.model or self.llm.model
+        # The embedded model reads a short list of tools in its own prompt, not these schemas (~2,000 tokens
+        # of its 4,096): counting them would cut its conversation for room it does not use.
+        local = self.llm.local is not None and self.llm.local.handles(model)
+        tools = None if local else self.router.schemas()
+        if self.context is None:
+            return [
+                {"role": "system", "content": _with_memory(system, turn.memory())},
+                *turn.transcript(vision),
+            ]
+        summarise = True
+        while True:
+            try:
+                fitted = await self.context.fit(
+                    model,
+                    _with_memory(system, turn.memory()),
+                    turn.transcript(vision),
+                    tools,
+                    turn.context_start(),
+                    summarise,
+                )
+                return fitted.messages
+            except Compact as need:
+                summarise = False
+                activity.show("summarising")
+                await self._summarise(turn, need.older, model)
+            except AgentError as err:
+                if not (local and err.code == "context_overflow"):
+                    raise
+                # The embedded model's adapter keeps the latest messages that fit its window itself, and
+                # the transcript measured here (full results, the long system prompt) is not what it sends.
+                return [
+                    {"role": "system", "content": _with_memory(system, turn.memory())},
+                    *turn.transcript(vision),
+                ]
+
+    async def _summarise(self, turn: Turn, older: list[dict[str, Any]], model: str) -> None:
+        """Ask the model for a memory of ``older`` (the conversation before this turn) and log it: from the
+        ``compaction`` event on, the transcript starts at this turn, with the memory in the system prompt."""
+        assert self.context is not None
+        before = self.context.count(older)
+        window = await self.context.window(model)
+        previous = turn.memory()
+        text = transcript_text(older, int((window // 2) * CHARS_PER_TOKEN))
+        if previous:
+            text = f"Earlier summary:\n{previous}\n\nThen:\n{text}"
+        request = [
+            {"role": "system", "content": SUMMARY_PROMPT.format(words=int(SUMMARY_TOKENS * 0.7))},
+            {"role": "user", "content": text},
+        ]
+        fallback = False
+        try:
+            done = await self.llm.stream(request, None, None, model=turn.model, session=turn.session.id)
+            summary = (done.content or "").strip()
+            usage = done.usage.to_dict()
+        except AgentError as err:  # the summary is a convenience: the turn goes on with a plain one
+            log.warning("Could not summarise the conversation of session %s: %s", turn.session.id, err)
+            summary, usage = "", {}
+        if not summary:
+            fallback = True
+            summary = _plain_memory(previous, older)
+        turn.emit(
+            "compaction",
+            summary=summary,
+            messages=len(older),
+            tokens_before=before,
+            tokens_after=self.context.count_text(summary),
+            fallback=fallback,
+            usage=usage,
+        )
 
     async def _run_call(self, turn: Turn, call: ToolCall, activity: Activity) -> bool:
         """Run one call the model made, with its events and audit record; whether it succeeded."""
@@ -324,11 +426,30 @@ def _activity_text(
         text = "running " + (", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""))
     elif phase == "approval":
         text = f"waiting for approval to run {tool}"
+    elif phase == "summarising":
+        text = "summarising the earlier conversation to fit the model's context window"
     elif phase == "retry":
         text = f"the model call failed ({reason[:120].rstrip('. ')}); trying again (attempt {attempt + 1})"
     else:
         text = phase
     return text if step == 1 else f"step {step}: {text}"
+
+
+def _with_memory(system: str, memory: str) -> str:
+    if not memory:
+        return system
+    return f"{system}\n\n{MEMORY_HEADING}\n{memory}"
+
+
+def _plain_memory(previous: str, older: list[dict[str, Any]]) -> str:
+    """A memory made without the model: the requests and the answers, short."""
+    lines = [previous] if previous else []
+    for message in older:
+        if message.get("role") in ("user", "assistant") and isinstance(message.get("content"), str):
+            text = " ".join(message["content"].split())
+            if text:
+                lines.append(f"- {message['role']}: {text[:300]}")
+    return "\n".join(lines[-40:])
 
 
 def _loop_note(failures: Counter[tuple[str, str]], calls: list[tuple[str, str]]) -> str:

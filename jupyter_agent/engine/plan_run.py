@@ -74,6 +74,12 @@ class TaskTurn:
     async def request_approval(self, call_id: str, name: str, arguments: Any, reason: str = "") -> str:
         return await self.session.request_approval(self, call_id, name, arguments, reason)  # type: ignore[arg-type]
 
+    def memory(self) -> str:
+        return ""  # a task's conversation is its own, from its prompt: nothing before it to remember
+
+    def context_start(self) -> int:
+        return 0
+
     def transcript(self, vision: bool = False) -> list[dict[str, Any]]:
         return for_model(self._history, vision)
 

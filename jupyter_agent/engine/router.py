@@ -1,4 +1,7 @@
-"""The tool router: registry, argument validation, policy, timeouts and per-tool statistics.
+"""The tool router: registry, argument validation, policy, timeouts and per-tool health.
+
+Each call is recorded once, in :class:`~jupyter_agent.engine.metrics.Measurements`: the router's statistics,
+circuit breakers and degraded-tool notes read from there, and so does Prometheus.
 
 Every failure becomes a :class:`ToolResult` the model can read; nothing a tool does escapes the loop except a
 cancellation and an approval that nobody answered in time.
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jupyter_agent.engine.health import ToolBreaker, ToolStats
+from jupyter_agent.engine.metrics import Measurements
 from jupyter_agent.engine.types import ToolCall
 from jupyter_agent.errors import AgentError, ApprovalTimeout
 from jupyter_agent.tools.base import POLICIES, Tool, ToolContext, ToolResult
@@ -27,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "jupyter_agent.tools"
+#: Outcomes that are the tool's failure, not the model's: they count against its circuit and try fallbacks.
+INFRASTRUCTURE = frozenset({"failed", "timeout", "circuit_open"})
 
 #: Asks a person about one call: (tool, arguments) -> "once" | "always" | "deny".
 #: Asks a person about a call: (tool, arguments, why it asks beyond the tool's policy, or '') -> decision.
@@ -48,7 +54,7 @@ class ToolRouter:
         self,
         tools: Iterable[Tool] = (),
         policy: dict[str, str] | None = None,
-        state: Any = None,
+        measurements: Measurements | None = None,
         breaker_threshold: int = 3,
         breaker_cooldown: float = 30.0,
     ) -> None:
@@ -64,9 +70,11 @@ class ToolRouter:
         #: calls that run code or a shell, write files or open a new host ask first, for the rest of the
         #: turn; "allow": they run as their policy says.
         self.untrusted_content_policy = "ask"
-        self.stats: dict[str, ToolStats] = {}
-        self.breakers: dict[str, ToolBreaker] = {}
-        self._state = state  # anything with get_value/set_value (the Store): statistics persist there
+        #: Where every call is recorded; the statistics and circuit breakers below are its.
+        self.measurements = measurements or Measurements()
+        #: Sources of tools that are down right now (an MCP server that failed to start), name -> why: the
+        #: model is told, as it is of failing tools.
+        self.outages: dict[str, str] = {}
         self._breaker = (breaker_threshold, breaker_cooldown)
         for t in tools:
             self.register(t)
@@ -82,9 +90,21 @@ class ToolRouter:
         self._validators.pop(tool.name, None)
         if check:
             self._validator(tool.name)
-        saved = self._state.get_value(f"tool_stats:{tool.name}") if self._state is not None else None
-        self.stats.setdefault(tool.name, ToolStats.from_state(saved) if saved else ToolStats())
-        self.breakers.setdefault(tool.name, ToolBreaker(*self._breaker, name=tool.name))
+        self.measurements.track(tool.name, *self._breaker)
+
+    @property
+    def stats(self) -> dict[str, ToolStats]:
+        """Each tool's rolling statistics (refilled from the audit log when first read)."""
+        return self.measurements.tool_stats()
+
+    @property
+    def breakers(self) -> dict[str, ToolBreaker]:
+        return self.measurements.breakers
+
+    def unregister(self, name: str) -> None:
+        """Remove a tool (one an MCP server no longer lists); its statistics stay, for when it comes back."""
+        self._tools.pop(name, None)
+        self._validators.pop(name, None)
 
     def load_entry_points(self) -> list[str]:
         """Register third-party tools from the ``jupyter_agent.tools`` entry-point group.
@@ -172,34 +192,54 @@ class ToolRouter:
         approver: Approver | None = None,
         session_policy: dict[str, str] | None = None,
     ) -> ToolResult:
-        """Run one call through validation, policy and a timeout; always returns a ToolResult."""
+        """Run one call through validation, policy and a timeout; always returns a ToolResult.
+
+        The call is recorded with its outcome: ok, error (the model's: a wrong path or id), failed (the
+        tool's), timeout, invalid, not_permitted, policy_denied, denied, nobody_to_ask, circuit_open or
+        cancelled.
+        """
+        record = self.measurements.tool_call(call.name, call.id)
+        outcome = "cancelled"
+        try:
+            result, outcome = await self._call(call, ctx, approver, session_policy)
+        finally:
+            record.finish(outcome)
+        return result
+
+    async def _call(
+        self,
+        call: ToolCall,
+        ctx: ToolContext,
+        approver: Approver | None,
+        session_policy: dict[str, str] | None,
+    ) -> tuple[ToolResult, str]:
         checked = self.check(call)
         if isinstance(checked, ToolResult):
-            self.stats.setdefault(call.name, ToolStats()).record(False, 0.0)
-            return checked
+            self.measurements.tool_rejected(call.name)
+            return checked, "invalid"
         tool, args = checked
         refusal = await self._refusal(tool, ctx)
         if refusal is not None:
-            return ToolResult.error(refusal, code="not_permitted")
+            return ToolResult.error(refusal, code="not_permitted"), "not_permitted"
         policy = self.policy_for(tool.name, session_policy)
         if policy not in POLICIES or policy == "deny":
-            return ToolResult.error(f"{tool.name} is denied by the server's tool policy")
+            message = f"{tool.name} is denied by the server's tool policy"
+            return ToolResult.error(message, code="policy_denied"), "policy_denied"
         reason = ""
         if policy == "allow" and self.untrusted_content_policy == "ask":
             reason = untrusted_reason(tool, args, ctx.untrusted)
             policy = "ask" if reason else policy
         if policy == "ask":
             if approver is None or self.unattended is not None:
-                return nobody_to_ask(tool.name, self.unattended, reason)
+                return nobody_to_ask(tool.name, self.unattended, reason), "nobody_to_ask"
             decision = await approver(tool, args, reason)
             if decision == "deny":
-                return ToolResult.error(
-                    f"the user denied this call to {tool.name}; do not retry it unchanged"
-                )
-        result = await self._run_with_fallbacks(tool, args, ctx)
+                message = f"the user denied this call to {tool.name}; do not retry it unchanged"
+                return ToolResult.error(message), "denied"
+        result, outcome = await self._run_with_fallbacks(tool, args, ctx)
         if tool.reads_untrusted and result.ok:
             ctx.untrusted.append(str(result.data.get("url") or args.get("url") or tool.name))
-        return result
+        return result, outcome
 
     @staticmethod
     async def _refusal(tool: Tool, ctx: ToolContext) -> str | None:
@@ -218,12 +258,15 @@ class ToolRouter:
                 notes.append(f"{name} (failing; disabled for {max(breaker.open_remaining, 0)} s)")
             elif len(recent) >= 4 and recent.count(False) / len(recent) >= 0.5:
                 notes.append(f"{name} (most recent calls failed)")
-        return notes
+        return notes + [f"{source} ({why})" for source, why in self.outages.items()]
 
-    async def _run_with_fallbacks(self, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        result, infrastructure = await self._guarded(tool, args, ctx)
-        if not infrastructure:
-            return result
+    async def _run_with_fallbacks(
+        self, tool: Tool, args: dict[str, Any], ctx: ToolContext
+    ) -> tuple[ToolResult, str]:
+        """The result and the call's outcome: the tool's, or that of a fallback that worked."""
+        result, outcome = await self._guarded(tool, args, ctx)
+        if outcome not in INFRASTRUCTURE:
+            return result, outcome
         for name in tool.fallbacks:
             fallback = self._tools.get(name)
             if (
@@ -233,52 +276,49 @@ class ToolRouter:
                 or await self._refusal(fallback, ctx) is not None
             ):
                 continue
-            alternative, failed = await self._guarded(fallback, args, ctx)
-            if not failed:
+            alternative, fallback_outcome = await self._guarded(fallback, args, ctx)
+            if fallback_outcome not in INFRASTRUCTURE:
                 reason = result.text.removeprefix("Error: ")
                 alternative.text = f"[{tool.name} failed ({reason}); used {name} instead]\n{alternative.text}"
                 alternative.data["fallback_from"] = tool.name
-                return alternative
-        return result
+                return alternative, fallback_outcome
+        return result, outcome
 
-    async def _guarded(self, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> tuple[ToolResult, bool]:
-        """Run through the tool's circuit breaker; the flag says the failure was the tool's, not the model's."""
+    async def _guarded(self, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> tuple[ToolResult, str]:
+        """Run through the tool's circuit breaker; the outcome says whose failure it was: the tool's
+        (one of ``INFRASTRUCTURE``) or the model's (``error``)."""
         breaker = self.breakers[tool.name]
         if breaker.opened:
             message = f"{tool.name} is disabled for {breaker.open_remaining} s after repeated failures"
-            return ToolResult.error(message, code="circuit_open"), True
-        result, infrastructure = await self._run(tool, args, ctx)
-        breaker.record(failed=infrastructure)
-        if self._state is not None:
-            self._state.set_value(f"tool_stats:{tool.name}", self.stats[tool.name].to_state())
-        return result, infrastructure
+            return ToolResult.error(message, code="circuit_open"), "circuit_open"
+        return await self._run(tool, args, ctx)
 
-    async def _run(self, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> tuple[ToolResult, bool]:
+    async def _run(self, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> tuple[ToolResult, str]:
         timeout = tool.timeout
         if tool.timeout_argument and args.get(tool.timeout_argument) is not None:
             timeout = (
                 float(args[tool.timeout_argument]) + 5.0
             )  # the tool enforces its own; this is a backstop
         start = time.perf_counter()
-        infrastructure = False
+        outcome = "ok"
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races completion.
             async with asyncio.timeout(timeout):
                 result = await tool(ctx, args)
         except TimeoutError:
-            result, infrastructure = ToolResult.error(f"{tool.name} timed out after {timeout:g} s"), True
+            result, outcome = ToolResult.error(f"{tool.name} timed out after {timeout:g} s"), "timeout"
         except (ApprovalTimeout, asyncio.CancelledError):
             raise
         except AgentError as err:  # the request was wrong (a path, an id): the model can fix it
             result = ToolResult.error(err.message, code=err.code)
         except Exception as err:
             log.exception("Tool %s raised", tool.name)
-            result, infrastructure = (
-                ToolResult.error(f"{tool.name} failed: {type(err).__name__}: {err}"),
-                True,
-            )
-        self.stats[tool.name].record(result.ok, (time.perf_counter() - start) * 1000)
-        return result, infrastructure
+            result, outcome = ToolResult.error(f"{tool.name} failed: {type(err).__name__}: {err}"), "failed"
+        if outcome == "ok" and not result.ok:
+            outcome = "error"
+        infrastructure = outcome in INFRASTRUCTURE
+        self.measurements.tool_ran(tool.name, result.ok, time.perf_counter() - start, infrastructure, outcome)
+        return result, outcome
 
 
 def nobody_to_ask(name: str, option: str | None, reason: str = "") -> ToolResult:

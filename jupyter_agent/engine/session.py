@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jupyter_agent.engine.history import TRANSCRIPT_EVENTS, Transcript, for_model
+from jupyter_agent.engine.metrics import Measurements
 from jupyter_agent.engine.types import TERMINAL_EVENTS
 from jupyter_agent.errors import AgentError, ApprovalTimeout, BadRequest, Conflict, NotFound
 from jupyter_agent.store import Store
@@ -52,6 +53,9 @@ class Turn:
     principal: Any = None
     #: What this turn has read from outside the workspace (URLs): side effects then ask first.
     untrusted: list[str] = field(default_factory=list)
+    #: The W3C trace context (``traceparent``, ``tracestate``) of the request that asked: the turn's span
+    #: links to it (engine.tracing).
+    origin: dict[str, str] | None = None
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
         return self.session.emit(type, turn=self.id, **fields)
@@ -62,6 +66,14 @@ class Turn:
     def transcript(self, vision: bool = False) -> list[dict[str, Any]]:
         """The conversation the model reads for this turn: the session's."""
         return self.session.transcript(vision)
+
+    def memory(self) -> str:
+        """The summary of the conversation before the session's last compaction ("" before any)."""
+        return self.session.history().memory
+
+    def context_start(self) -> int:
+        """Where this turn's prompt is in :meth:`transcript`: what is before it may be summarised."""
+        return self.session.history().start(self.id)
 
 
 class TurnRunner(Protocol):
@@ -213,13 +225,17 @@ class Session:
 
     def transcript(self, vision: bool = False) -> list[dict[str, Any]]:
         """The conversation as the model reads it (with images when the model can see)."""
+        return for_model(self.history().messages, vision)
+
+    def history(self) -> Transcript:
+        """The model's transcript, folded from the log when first needed, then kept up to date."""
         if self._history is None:
             self._history = Transcript()
             for event in self._manager.store.iter_events(self.id, TRANSCRIPT_EVENTS):
                 self._history.apply(event)
             if self._current_turn is not None:
                 self._history.start_turn(self._current_turn.id)
-        return for_model(self._history.messages, vision)
+        return self._history
 
     # -- prompts ------------------------------------------------------------------------------------
     def submit(
@@ -233,8 +249,11 @@ class Session:
         auto: bool = False,
         resume: bool = False,
         principal: Any = None,
+        origin: dict[str, str] | None = None,
     ) -> Turn:
-        """Log the user's message at once (everyone sees it) and queue the turn that answers it."""
+        """Log the user's message at once (everyone sees it) and queue the turn that answers it.
+
+        ``origin``: the trace context of the request that sent it, for the turn's span to link to."""
         self._check_writable()
         if self._manager.budgets is not None:
             self._manager.budgets.admit(user)  # raises BudgetExceeded with the limit and when it renews
@@ -246,7 +265,17 @@ class Session:
         if (plan or resume) and self._manager.planner is None:
             raise BadRequest("planning is not available here")
         turn = Turn(
-            uuid.uuid4().hex[:12], self, text, context, user, model, plan or resume, auto, resume, principal
+            uuid.uuid4().hex[:12],
+            self,
+            text,
+            context,
+            user,
+            model,
+            plan or resume,
+            auto,
+            resume,
+            principal,
+            origin=origin,
         )
         titled = not self.title
         if titled:
@@ -275,27 +304,36 @@ class Session:
             if self._history is not None:
                 self._history.start_turn(turn.id)
             runner = self._manager.planner if turn.plan else self._manager.runner
-            self._current = asyncio.create_task(runner.run_turn(turn), name=f"agent-turn-{turn.id}")
+            user = (turn.user or {}).get("username")
+            record = self._manager.measurements.turn(self.id, turn.id, user, turn.origin)
+            self._current = record.run(runner.run_turn(turn), name=f"agent-turn-{turn.id}")
+            outcome, code = "error", None
             try:
                 result = await asyncio.shield(self._current)
             except asyncio.CancelledError:
+                outcome = "cancelled"
                 if not self._current.done():  # the worker itself is being stopped (server shutdown)
                     self._current.cancel()
                     turn.emit("done", reason="cancelled", message="the server is shutting down")
                     raise
                 turn.emit("done", reason="cancelled")
             except ApprovalTimeout as err:
+                code = err.code
                 turn.emit("error", code=err.code, message=err.message)
             except AgentError as err:
+                code = err.code
                 turn.emit("error", code=err.code, message=err.message)
             except Exception as err:
                 log.exception("Turn %s of session %s failed", turn.id, self.id)
+                code = "internal_error"
                 turn.emit(
                     "error", code="internal_error", message=f"internal error: {type(err).__name__}: {err}"
                 )
             else:
+                outcome = result.reason
                 turn.emit("done", reason=result.reason, usage=result.usage)
             finally:
+                record.finish(outcome, code)
                 self._current = None
                 self._current_turn = None
 
@@ -319,10 +357,12 @@ class Session:
         turn.emit("tool_status", call_id=call_id, status="waiting_approval")
         turn.emit("approval_request", call_id=call_id, name=name, arguments=arguments, reason=reason)
         timeout = self._manager.approval_timeout
+        asked, decision = self._manager.measurements.approval_asked(), "cancelled"
         try:
             async with asyncio.timeout(timeout):
                 decision = await future
         except TimeoutError:
+            decision = "timeout"
             turn.emit("approval_result", call_id=call_id, decision="timeout")
             raise ApprovalTimeout(
                 f"nobody answered the approval request for {name} within {timeout:g} s, so it did not run; "
@@ -330,6 +370,7 @@ class Session:
             ) from None
         finally:
             self._approvals.pop(call_id, None)
+            self._manager.measurements.approval_answered(decision, asked)
         if decision == "always":
             self.policy[name] = "allow"
         return decision
@@ -529,6 +570,8 @@ class SessionManager:
         )
         self._sessions: dict[str, Session] = {}
         self.budgets: Any = None  # engine.budgets.Budgets: per-person limits; None: none
+        #: Where turns and approvals are recorded (engine.metrics); the composition shares one with the router.
+        self.measurements = Measurements()
         self._followed: set[Session] = set()
         self._follower: asyncio.Task[None] | None = None
 

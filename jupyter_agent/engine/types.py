@@ -32,7 +32,8 @@ EVENT_TYPES = frozenset(
         "session",  # session metadata changed (title)
         "redaction",  # what was hidden during a turn, by kind (just before its done or error)
         "change",  # a tool call changed a notebook cell or a file (a summary; GET .../changes has diffs)
-        "turn_review",  # a turn's changes were undone, redone, accepted or rejected (by whom, conflicts)
+        "turn_review",
+        "compaction",  # the conversation before a turn was summarised to fit the model's window (summary)  # a turn's changes were undone, redone, accepted or rejected (by whom, conflicts)
     }
 )
 

@@ -341,6 +341,7 @@ class KernelFrontend:
         from jupyter_agent.runtime import build_runtime, configured_model, load_agent_config
         from jupyter_agent.tools.browser import BROWSER_TOOLS
         from jupyter_agent.tools.files import FILE_TOOLS
+        from jupyter_agent.tools.notebook import notebook_variables
         from jupyter_agent.tools.python import PYTHON_TOOLS
         from jupyter_agent.tools.shell import SHELL_TOOLS
 
@@ -355,8 +356,8 @@ class KernelFrontend:
             started = time.perf_counter()
             self._agent = build_runtime(
                 os.getcwd(),
-                {"python": self.python},
-                tools=[*PYTHON_TOOLS, *FILE_TOOLS, *SHELL_TOOLS, *BROWSER_TOOLS],
+                {"python": self.python, "variables": self.python},
+                tools=[*PYTHON_TOOLS, notebook_variables, *FILE_TOOLS, *SHELL_TOOLS, *BROWSER_TOOLS],
                 overrides=dict(self.overrides),
                 config=config,
                 system_prompt=KERNEL_PROMPT,

@@ -112,11 +112,21 @@ class MainThreadPython:
         return await self._on_main(lambda: execute_in_shell(self.shell, code), timeout, interrupt=True)
 
     async def variables(self, names: list[str] | None) -> str:
-        from jupyter_agent.tools.python import describe_variables
+        from jupyter_agent.tools.namespace import describe_listing
+
+        return describe_listing(await self.listing(names))
+
+    async def describe(self, _path: str | None, names: list[str] | None) -> str:
+        """As the ``"variables"`` service (``notebook_variables``): the notebook's kernel is this one."""
+        return await self.variables(names)
+
+    async def listing(self, names: list[str] | None) -> dict[str, Any]:
+        """The user's variables, summarised on the main thread (see :mod:`jupyter_agent.tools.namespace`)."""
+        from jupyter_agent.tools.namespace import list_variables
 
         hidden = set(getattr(self.shell, "user_ns_hidden", {}))
         return await self._on_main(
-            lambda: describe_variables(self.shell.user_ns, names, hidden), 30, interrupt=False
+            lambda: list_variables(self.shell.user_ns, names, hidden), 30, interrupt=False
         )
 
     async def _on_main(self, job: Callable[[], Any], timeout: float, interrupt: bool) -> Any:

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jupyter_agent.engine.context import MEMORY_HEADING
 from jupyter_agent.engine.llm import PROGRESS_REQUEST, ModelProgress, StreamHandlers
 from jupyter_agent.engine.types import Completion, ToolCall
 
@@ -35,6 +36,7 @@ FINAL_ANSWER = "final_answer"
 #: Tools the local model is offered (when the router has them and policy allows): few, so the prompt and the
 #: grammar stay small. Browser tools and file patching are left to larger models.
 DEFAULT_TOOLS: tuple[str, ...] = (
+    "notebook_run_code",
     "notebook_read",
     "notebook_insert_cell",
     "notebook_run_cell",
@@ -47,9 +49,13 @@ DEFAULT_TOOLS: tuple[str, ...] = (
 
 LOCAL_SYSTEM_PROMPT = """You are Jupyter Agent, a coding assistant inside JupyterLab. You act by calling \
 tools: each reply is one JSON object with the tool's name and its arguments. Call one tool at a time and \
-wait for its result. Read a notebook before changing it. After notebook_insert_cell, run the new cell with \
-notebook_run_cell and the cell_id it returned. Paths are relative to the workspace. When the task is done, \
-or to answer a question, call final_answer with a short answer for the user in text."""
+wait for its result. To compute or check anything (data in files, statistics, math), write Python that \
+prints what you need and run it with notebook_run_code; load data files there (pandas.read_csv for a CSV), \
+not with notebook_read. If the code fails, read the error, look at what it names (e.g. print a table's \
+columns) and run fixed code. Read a notebook before changing its cells. After notebook_insert_cell, run the \
+new cell with notebook_run_cell and the cell_id it returned. Paths are relative to the workspace. When the \
+task is done, or to answer a question, call final_answer with a short answer for the user in text: give the \
+values your code printed, never guessed ones, in the format the user asked for."""
 
 _MAX_DESCRIPTION = 90  # characters of each tool description in the prompt
 _MAX_RESULT = 1500  # characters of a tool result the local model reads
@@ -229,6 +235,16 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more characters cut]"
 
 
+def _clip_middle(text: str, limit: int) -> str:
+    """A tool result's start and end, the middle cut: an error's name comes first, and what ends a result
+    (the error's last frame, the values printed last, a note on the variables) is often what matters."""
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 5
+    tail = limit - head
+    return f"{text[:head]}\n[... {len(text) - limit} characters cut ...]\n{text[-tail:]}"
+
+
 def _call_json(name: str, arguments: Any) -> str:
     return json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
 
@@ -251,6 +267,9 @@ def local_messages(messages: list[dict[str, Any]], system: str) -> list[dict[str
     for message in messages:
         role = message.get("role")
         if role == "system":
+            memory = str(message.get("content") or "").partition(MEMORY_HEADING)[2].strip()
+            if memory:  # the earlier conversation, summarised (engine.context): the model keeps it
+                system = f"{system}\n\n{MEMORY_HEADING}\n{_clip(memory, _MAX_RESULT)}"
             continue
         if role == "assistant":
             calls = message.get("tool_calls") or []
@@ -266,7 +285,7 @@ def local_messages(messages: list[dict[str, Any]], system: str) -> list[dict[str
                 add("assistant", _call_json(FINAL_ANSWER, {"text": _text_of(message.get("content"))}))
         elif role == "tool":
             name = names.get(message.get("tool_call_id", ""), "the tool")
-            add("user", f"Result of {name}:\n{_clip(_text_of(message.get('content')), _MAX_RESULT)}")
+            add("user", f"Result of {name}:\n{_clip_middle(_text_of(message.get('content')), _MAX_RESULT)}")
         else:
             add("user", _clip(_text_of(message.get("content")), _MAX_RESULT * 2))
     kept: list[dict[str, Any]] = []

@@ -17,6 +17,7 @@ from typing import Any
 
 from jupyter_agent.errors import Forbidden, NotFound
 from jupyter_agent.server.authorization import PersonAuthorization, Principal
+from jupyter_agent.tools.base import Permission
 
 SINGLE_PERSON_PROVIDERS = ("IdentityProvider", "PasswordIdentityProvider", "LegacyIdentityProvider")
 
@@ -75,6 +76,13 @@ class SessionAccess:
         raise Forbidden(
             f"{who} may not approve {name}: it needs {permission[0]}:{permission[1]}, which {who} lacks"
         )
+
+    async def check_allowed(self, principal: Principal | None, permission: Permission, what: str) -> None:
+        """Refuse (403) a request that needs ``permission`` of someone who lacks it."""
+        if await self.authorization(principal, permission):
+            return
+        who = principal.username if principal is not None else "this user"
+        raise Forbidden(f"{who} may not {what}: it needs {permission[0]}:{permission[1]}, which {who} lacks")
 
     async def check_editor(self, principal: Principal | None, what: str) -> None:
         """Undo, redo, accept and reject change notebooks and files: only people who may write them can."""

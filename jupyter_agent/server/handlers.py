@@ -11,11 +11,14 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from jupyter_agent.errors import AgentError, BadRequest, NotFound
+from jupyter_agent.errors import AgentError, BadRequest, Forbidden, NotFound
+from jupyter_agent.server import analytics
 
 AUTH_RESOURCE = "agent"
 #: The audit log: only people the server's Authorizer lets "read" this resource may page through it.
 AUDIT_RESOURCE = "agent_audit"
+#: Usage analytics of everyone: only people the Authorizer lets "read" this resource; others see their own.
+ANALYTICS_RESOURCE = "agent_analytics"
 MAX_AUDIT_PAGE = 1000  # entries
 MAX_INT = 2**63 - 1  # the largest integer SQLite stores: sequence numbers, ids and limits must fit
 
@@ -118,6 +121,26 @@ class AuditHandler(AgentHandler):
         if not 1 <= limit <= MAX_AUDIT_PAGE:
             raise BadRequest(f"limit must be between 1 and {MAX_AUDIT_PAGE}")
         self.reply(self.agent.audit_page(_int_arg(self, "before", 0) or None, limit), redacted=True)
+
+
+class AnalyticsHandler(AgentHandler):
+    """Usage analytics, ``?since=&until=&user=`` (server/analytics.py): admins (people the server's Authorizer
+    lets ``read`` the resource ``agent_analytics``) see everyone's or anyone's; others see their own."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        me = (user_info(self) or {}).get("username")
+        asked = self.get_argument("user", None) or None
+        admin = await self.extensionapp.access.authorization(self.principal, (ANALYTICS_RESOURCE, "read"))
+        if not admin and asked not in (None, me):
+            raise Forbidden(
+                f"only admins (read access to {ANALYTICS_RESOURCE}) may see another person's usage; "
+                "leave out user to see your own"
+            )
+        since, until = analytics.window(self.get_argument("since", None), self.get_argument("until", None))
+        user, scope = (asked, "all" if asked is None else "self") if admin else (me, "self")
+        self.reply(analytics.usage_analytics(self.agent.store, since, until, user, scope), redacted=True)
 
 
 class HealthHandler(AgentHandler):
@@ -238,6 +261,23 @@ async def turn_action(
     if action == "redo":
         return await session.redo(turn, user)
     return await session.review(turn, body.get("action"), body.get("cells"), user)
+
+
+class VariablesHandler(AgentHandler):
+    """``GET /api/agent/variables?notebook=<path>``: the user variables of the notebook's running kernel,
+    summarised (the chat's ``@`` completion). It runs a silent request in the kernel, so the person needs
+    ``kernels:execute``, as for running a cell."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        path = self.get_argument("notebook", "")
+        if not path:
+            raise BadRequest("name the notebook: ?notebook=<path>")
+        await self.extensionapp.access.check_allowed(
+            self.principal, ("kernels", "execute"), "look at a kernel's variables"
+        )
+        self.reply(await self.extensionapp.tool_services["variables"].listing(path))
 
 
 class ToolsHandler(AgentHandler):

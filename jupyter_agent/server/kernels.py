@@ -78,6 +78,12 @@ class ServerKernels:
             handle = self._handles[kernel_id] = ServerKernel(kernel_id, client, self._kernels, note=note)
             return handle
 
+    async def running(self, path: str) -> ServerKernel | None:
+        """The notebook's kernel if a session of the server has one; None (none started) otherwise."""
+        if await self._session_kernel(path) is None:
+            return None
+        return await self.kernel_for(path, None)
+
     async def restart(self, path: str, kernel_name: str | None) -> ServerKernel:
         """Restart the notebook's kernel, as JupyterLab's Restart Kernel does (started when there is none);
         waits for a cell of it that is running to end, and reconnects the handle in place."""
@@ -99,11 +105,17 @@ class ServerKernels:
             handle.client, handle.died, handle.note = client, False, None
             return handle
 
-    async def _kernel_id(self, path: str, kernel_name: str | None) -> str:
+    async def _session_kernel(self, path: str) -> str | None:
         for session in await ensure_async(self._sessions.list_sessions()):
             session_path = str(session.get("path", ""))
             if session_path.split(":", 1)[-1] == path and session.get("kernel"):
                 return session["kernel"]["id"]
+        return None
+
+    async def _kernel_id(self, path: str, kernel_name: str | None) -> str:
+        found = await self._session_kernel(path)
+        if found is not None:
+            return found
         name = kernel_name if kernel_name in self._kernels.kernel_spec_manager.find_kernel_specs() else None
         log.info("Starting a kernel for %s", path)
         model = await ensure_async(

@@ -28,6 +28,7 @@ class AgentService:
     local_model: Any = None  # the embedded model's LocalModelServer when no other model is configured
     trail: AuditTrail | None = None  # writes the audit log (redacted, chained, mirrored)
     browser: Any = None  # the BrowserService, for its health (sandbox, network guard)
+    mcp: Any = None  # the MCP servers' connections (MCPConnections), for their health
     # Session titles and owners as sent: redaction without a conversation's vault depends on the text alone.
     _listed: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -44,6 +45,8 @@ class AgentService:
             "local_model": None if self.local_model is None else self.local_model.status(),
             # {"running", "sandbox": true/false (null: a remote browser), "sandbox_reason", "address_pinning"}
             "browser": None if self.browser is None else self.browser.health(),
+            # per configured MCP server: {"transport", "state": starting|ready|failed|stopped, "error", "tools", ...}
+            "mcp_servers": {} if self.mcp is None else self.mcp.health(),
         }
 
     def audit(

@@ -7,6 +7,7 @@ from typing import Any
 
 from tornado import web
 
+from jupyter_agent.engine.tracing import origin_of
 from jupyter_agent.engine.types import PROTOCOL_VERSION
 from jupyter_agent.errors import BadRequest
 from jupyter_agent.server.handlers import MAX_INT, turn_action, user_info
@@ -46,6 +47,8 @@ class SessionWebSocket(AgentWebSocket):
 
     def open(self, session_id: str) -> None:  # type: ignore[override]
         super().open(session_id)
+        self.extensionapp.engine.measurements.websocket(opened=True)
+        self._counted = True
         self.set_nodelay(True)  # tokens are small frames: send each at once (Nagle would hold them ~40 ms)
         self.send_frame(
             {
@@ -70,6 +73,9 @@ class SessionWebSocket(AgentWebSocket):
             self.session.unsubscribe(self._on_event)
 
     def on_close(self) -> None:
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self.extensionapp.engine.measurements.websocket(opened=False)
         if self.session is not None:
             self.session.unsubscribe(self._on_event)
             self.session.off_access(self._on_access)
@@ -83,14 +89,17 @@ class SessionWebSocket(AgentWebSocket):
             plan, auto = frame.get("plan", False), frame.get("auto", False)
             if not isinstance(plan, bool) or not isinstance(auto, bool):
                 raise BadRequest("plan and auto must be true or false", code="bad_message")
+            # @mentions: their summaries now, with this person's rights (before the message is logged)
+            context = await self.extensionapp.attachments.resolve(frame.get("context"), self.principal)
             self.session.submit(
                 frame.get("text"),
-                frame.get("context"),
+                context,
                 user,
                 model or None,
                 plan=plan,
                 auto=auto,
                 principal=self.principal,  # the turn's tools run with this person's rights, no more
+                origin=origin_of(frame, self.request.headers),  # the turn's trace links to this request
             )
         elif kind == "cancel":
             self.session.cancel()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
+from jupyter_agent.errors import AgentError
 from jupyter_agent.tools.base import ImagePart, ToolContext, ToolResult, object_schema, tool
 from jupyter_agent.tools.installs import with_install_note
+from jupyter_agent.tools.namespace import describe
 
 MAX_IMAGES = 4
 
@@ -142,6 +145,85 @@ async def notebook_delete_cell(ctx: ToolContext, path: str, cell_id: str) -> Too
 async def notebook_run_cell(
     ctx: ToolContext, path: str, cell_id: str, timeout: float | None = None
 ) -> ToolResult:
+    return await _run(ctx, path, cell_id, timeout)
+
+
+@tool(
+    "notebook_run_code",
+    "Run code in a new cell at the end of a notebook and return its outputs. One step for what "
+    "notebook_insert_cell and notebook_run_cell do; the cell stays in the notebook, with its id.",
+    object_schema(
+        ["path", "source"],
+        path=PATH,
+        source={"type": "string", "description": "The code to run"},
+        timeout={
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "description": "Seconds before the kernel is interrupted (default: server setting)",
+        },
+    ),
+    timeout=None,  # the runner enforces the cell's own time limit and interrupts the kernel
+    permission=("kernels", "execute"),  # running code; it also writes the cell
+)
+async def notebook_run_code(
+    ctx: ToolContext, path: str, source: str, timeout: float | None = None
+) -> ToolResult:
+    if not path.endswith(".ipynb"):  # small models pass the data file they mean to read
+        return ToolResult.error(
+            f"path is the notebook the code runs in (a .ipynb file, such as the active notebook), not "
+            f"{path!r}; open a data file in the code itself, e.g. pandas.read_csv({path!r})"
+        )
+    done = ctx.changed(await ctx.service("notebooks").insert_cell(path, source, "code", None, ctx.pending))
+    if ctx.pending:  # a person reviews the agent's cells before they run
+        return ToolResult(
+            f"Inserted code cell {done['cell_id']} of {done['path']}, pending a person's review: it runs "
+            "once accepted.",
+            data=done,
+        )
+    result = await _run(ctx, path, done["cell_id"], timeout)
+    text = result.text  # it names the new cell ("Cell <id> ran ...")
+    if not result.ok:
+        text += await _variables_set(ctx, path, source)
+    return ToolResult(text, result.ok, result.data, result.images)
+
+
+async def _variables_set(ctx: ToolContext, path: str, source: str) -> str:
+    """What the variables a failed piece of code assigns hold now: a model fixes code from facts (a table's
+    real columns, a value's type) rather than guesses. '' when there are none, or they cannot be read."""
+    names = assigned_names(source)
+    if not names or "variables" not in ctx.services:
+        return ""
+    try:
+        listing = await ctx.service("variables").listing(path, names)
+    except AgentError:  # the kernel is busy or is not Python: the error alone must do
+        return ""
+    # Names, types, sizes and columns, without rows: short enough to survive a small model's cut.
+    shown = [describe({k: v for k, v in s.items() if k != "preview"}) for s in listing["variables"]]
+    if not shown:
+        return ""
+    return "\n\nThe variables this code assigned before it failed:\n" + "\n".join(shown)
+
+
+def assigned_names(source: str) -> list[str]:
+    """The names a piece of code assigns at its top level, in order (none when it does not parse)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names: dict[str, None] = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign | ast.AugAssign):
+            targets = [node.target]
+        for target in targets:
+            for leaf in ast.walk(target):
+                if isinstance(leaf, ast.Name):
+                    names[leaf.id] = None
+    return list(names)
+
+
+async def _run(ctx: ToolContext, path: str, cell_id: str, timeout: float | None) -> ToolResult:
+    """Run one cell and read its outputs: what notebook_run_cell and notebook_run_code return."""
     result = await ctx.service("cells").run_cell(path, cell_id, timeout)
     if result.change is not None:
         ctx.record(result.change)
@@ -168,6 +250,34 @@ async def notebook_run_cell(
 
 
 @tool(
+    "notebook_variables",
+    "List the user variables of a notebook's running kernel: each one's type and size, a table's shape, "
+    "column dtypes and first rows, an array's shape and dtype, lengths and short values — never whole "
+    "contents. Nothing is written to the notebook. Look here before guessing what a variable holds.",
+    object_schema(
+        path={
+            "type": ["string", "null"],
+            "description": "Notebook path relative to the workspace root (omit when the agent runs in the "
+            "kernel itself)",
+        },
+        names={
+            "type": ["array", "null"],
+            "items": {"type": "string"},
+            "maxItems": 100,
+            "description": "Only these variables (default: every user variable)",
+        },
+    ),
+    timeout=30,
+    permission=("kernels", "execute"),  # it runs a (silent) request in the kernel
+)
+async def notebook_variables(
+    ctx: ToolContext, path: str | None = None, names: list[str] | None = None
+) -> ToolResult:
+    text = await ctx.service("variables").describe(path, names)
+    return ToolResult(text, data={"path": path, "names": names})
+
+
+@tool(
     "notebook_restart_kernel",
     "Restart a notebook's kernel, as Kernel > Restart Kernel does: every variable and import of the kernel "
     "is lost, and packages installed since it started become importable. Asks the user first.",
@@ -191,6 +301,8 @@ NOTEBOOK_TOOLS = [
     notebook_edit_cell,
     notebook_delete_cell,
     notebook_run_cell,
+    notebook_run_code,
+    notebook_variables,
     notebook_restart_kernel,
 ]
 __all__ = ["NOTEBOOK_TOOLS"]

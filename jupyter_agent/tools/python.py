@@ -2,16 +2,14 @@
 
 Both reach the namespace through the ``"python"`` service of the ToolContext (see :class:`PythonNamespace`).
 In a kernel that service hands each request to the kernel's main thread, where IPython runs user code;
-:func:`execute_in_shell` and :func:`describe_variables` are what runs there. Nothing here imports
-IPython, pandas or numpy at import time: objects are recognised by their attributes.
+:func:`execute_in_shell` and :func:`jupyter_agent.tools.namespace.list_variables` are what run there.
+Nothing here imports IPython at import time.
 """
 
 from __future__ import annotations
 
-import inspect
 import re
 import sys
-import types
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -149,103 +147,6 @@ class _ResultHook:
         self.data, _ = self.shell.display_formatter.format(value)
 
 
-def describe_variables(namespace: dict[str, Any], names: list[str] | None, hidden: set[str]) -> str:
-    """One line (a few for tables) per variable: name, type and a short summary, never the whole content."""
-    if names:
-        chosen = list(names)
-    else:
-        chosen = [
-            name
-            for name, value in namespace.items()
-            if not name.startswith("_") and name not in hidden and not _imported(value)
-        ]
-    if not chosen:
-        return "No user variables are defined yet."
-    lines = []
-    for name in chosen[:100]:
-        if name not in namespace:
-            lines.append(f"{name}: not defined")
-            continue
-        lines.append(f"{name}: {summarize(namespace[name])}")
-    if len(chosen) > 100:
-        lines.append(f"[... {len(chosen) - 100} more variables not shown; ask for them by name]")
-    return _cut("\n".join(lines), 12_000)
-
-
-def _imported(value: Any) -> bool:
-    """Modules, and functions or classes defined elsewhere: imports, not the user's data."""
-    if isinstance(value, types.ModuleType):
-        return True
-    if isinstance(value, type) or inspect.isfunction(value) or inspect.isbuiltin(value):
-        return getattr(value, "__module__", None) != "__main__"
-    return False
-
-
-def summarize(value: Any) -> str:
-    """A short description of one value: type plus shape, length, dtypes or a trimmed repr."""
-    kind = type(value).__name__
-    try:
-        if _has(value, "shape", "dtypes", "head", "columns"):  # a DataFrame (pandas, polars-like)
-            dtypes = value.dtypes
-            pairs = (
-                list(dtypes.items())[:30]
-                if hasattr(dtypes, "items")
-                else list(zip(value.columns, dtypes, strict=False))[:30]
-            )
-            cols = ", ".join(f"{c} ({t})" for c, t in pairs)
-            head = value.head(5)
-            head_text = head.to_string() if hasattr(head, "to_string") else str(head)
-            return f"{kind} shape {tuple(value.shape)}; columns: {cols}\n  head:\n" + _indent(
-                _cut(head_text, 1500)
-            )
-        if _has(value, "shape", "dtype", "head"):  # a Series
-            head = value.head(5)
-            head_text = head.to_string() if hasattr(head, "to_string") else str(head)
-            return f"{kind} shape {tuple(value.shape)} dtype {value.dtype}\n  head:\n" + _indent(
-                _cut(head_text, 800)
-            )
-        if _has(value, "shape", "dtype"):  # an array (numpy, torch, ...)
-            size = getattr(value, "size", None)
-            text = f"{kind} shape {tuple(value.shape)} dtype {value.dtype}"
-            if isinstance(size, int) and size <= 20:
-                text += f": {_short_repr(value, 300)}"
-            return text
-        if isinstance(value, dict):
-            keys = ", ".join(_short_repr(k, 40) for k in list(value)[:10])
-            more = ", ..." if len(value) > 10 else ""
-            return f"dict, {len(value)} keys: {keys}{more}"
-        if isinstance(value, list | tuple | set | frozenset):
-            return f"{kind}, {len(value)} items: {_short_repr(value, 200)}"
-        if isinstance(value, str):
-            return f"str, {len(value)} chars: {_short_repr(value, 200)}"
-        if isinstance(value, type):
-            return f"class {value.__module__}.{value.__qualname__}"
-        if inspect.isfunction(value) or inspect.isbuiltin(value):
-            try:
-                return f"function {value.__name__}{inspect.signature(value)}"
-            except (TypeError, ValueError):
-                return f"function {value.__name__}"
-        return f"{kind}: {_short_repr(value, 200)}"
-    except Exception as err:  # a user object whose attributes or repr fail
-        return f"{kind} (could not describe it: {type(err).__name__}: {err})"
-
-
-def _has(value: Any, *attributes: str) -> bool:
-    return not isinstance(value, type) and all(hasattr(value, a) for a in attributes)
-
-
-def _short_repr(value: Any, limit: int) -> str:
-    try:
-        text = repr(value)
-    except Exception as err:
-        return f"<repr failed: {type(err).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.splitlines())
-
-
 # -- the tools --------------------------------------------------------------------------------------------
 
 
@@ -301,4 +202,4 @@ async def python_variables(ctx: ToolContext, names: list[str] | None = None) -> 
 
 
 PYTHON_TOOLS = [python_run, python_variables]
-__all__ = ["PYTHON_TOOLS", "RunOutcome", "describe_variables", "execute_in_shell", "summarize"]
+__all__ = ["PYTHON_TOOLS", "RunOutcome", "execute_in_shell"]

@@ -14,7 +14,8 @@ import {
   ReviewAnswer,
   Session,
   ToolInfo,
-  TurnChanges
+  TurnChanges,
+  VariablesAnswer
 } from './protocol';
 
 /** A failed call, with the server's error code when it sent one. */
@@ -92,6 +93,11 @@ export class AgentApi {
   events(id: string, after: number, limit?: number): Promise<EventsPage> {
     const query = `after=${after}` + (limit ? `&limit=${limit}` : '');
     return this.request<EventsPage>(`${sessionPath(id)}/events?${query}`);
+  }
+
+  /** The user variables of a notebook's running kernel, summarised (for `@` completion). */
+  variables(notebook: string): Promise<VariablesAnswer> {
+    return this.request<VariablesAnswer>(`variables?notebook=${encodeURIComponent(notebook)}`);
   }
 
   async tools(): Promise<ToolInfo[]> {

@@ -12,8 +12,19 @@ import { ChatSettings, ContextChoice, DEFAULT_SETTINGS, IAgentChat, LocalError, 
 import { ConnectionState, waitConnected } from './connection';
 import { errorHint } from './hints';
 import { LocalModelWatcher } from './localModel';
+import { McpProblem, mcpProblems, mcpUnsettled } from './mcp';
+import { CellInfo, MentionOption, cellOptions, variableOptions } from './mentions';
 import { ChatModel } from './model';
-import { ApprovalDecision, EditMode, Resolution, ReviewAnswer, ReviewAction, Session, TurnChanges } from './protocol';
+import {
+  ApprovalDecision,
+  Attachment,
+  EditMode,
+  Resolution,
+  ReviewAnswer,
+  ReviewAction,
+  Session,
+  TurnChanges
+} from './protocol';
 import { VoiceError, VoiceRecorder } from './voice';
 
 export * from './chatTypes';
@@ -21,6 +32,7 @@ export * from './chatTypes';
 /** How long after Stop to check whether the server still runs the turn. */
 const CANCEL_CHECK_MS = 3000;
 const HEALTH_RETRY_MS = 500; // while the server still loads the model library
+const MCP_RETRY_MS = 15_000; // while an MCP server connects or retries
 
 export class AgentChat implements IAgentChat, IDisposable {
   constructor(readonly client: IAgentClient) {
@@ -58,6 +70,9 @@ export class AgentChat implements IAgentChat, IDisposable {
   llmReady: boolean | null = null;
   /** Sessions are private to their owner until shared: the session bar offers sharing. */
   privateSessions = false;
+  /** MCP servers whose tools are unavailable, with why (from health). */
+  mcpProblems: McpProblem[] = [];
+  private _mcpUnsettled = false;
   openNotebooks: string[] = [];
   activeNotebook: string | null = null;
   contextChoice: ContextChoice = { mode: 'active' };
@@ -69,6 +84,10 @@ export class AgentChat implements IAgentChat, IDisposable {
   errors: LocalError[] = [];
   voiceState: VoiceState = 'idle';
   settings: ChatSettings = DEFAULT_SETTINGS;
+  /** What `@` offers for the context notebook: its kernel's variables, then its cells. */
+  mentionOptions: MentionOption[] = [];
+  /** Said under those options: loading, no kernel running, or why the variables are missing. */
+  mentionNote: string | null = null;
 
   get connectionState(): ConnectionState {
     return this.client.state;
@@ -101,10 +120,15 @@ export class AgentChat implements IAgentChat, IDisposable {
       this.privateSessions = !!health.private_sessions;
       this.serverModel = health.model ?? '';
       this.localModel.update(health);
+      this.mcpProblems = mcpProblems(health);
+      this._mcpUnsettled = mcpUnsettled(health);
     });
     // Right after the server starts, the model library is still loading: say so, and look again shortly.
     if (this.llmReady === false && this.serverModel && !this._disposed) {
       setTimeout(() => void this.refreshHealth(), HEALTH_RETRY_MS);
+    } else if (this._mcpUnsettled && !this._disposed) {
+      // MCP servers connect in the background (and failed ones retry): follow them until all are up.
+      setTimeout(() => void this.refreshHealth(), MCP_RETRY_MS);
     }
   }
 
@@ -198,7 +222,42 @@ export class AgentChat implements IAgentChat, IDisposable {
     });
   }
 
-  async send(text: string = this.draft, notebook?: string | null): Promise<boolean> {
+  /** Where the `@` menu reads a notebook's cells (the notebook tracker's view of it). */
+  setCellSource(cells: (path: string) => CellInfo[]): void {
+    this._cells = cells;
+  }
+
+  /** Load what `@` offers for the context notebook: its cells at once, its kernel's variables when they come. */
+  async loadMentions(): Promise<void> {
+    const path = this.contextNotebook;
+    const load = ++this._mentionLoad;
+    const cells = path && this._cells ? cellOptions(this._cells(path)) : [];
+    if (!path) {
+      this.mentionOptions = [];
+      this.mentionNote = 'Choose a notebook above to attach its variables and cells.';
+      this._emit();
+      return;
+    }
+    this.mentionOptions = cells;
+    this.mentionNote = 'Loading the kernel’s variables…';
+    this._emit();
+    let note: string | null = null;
+    let variables: MentionOption[] = [];
+    try {
+      const answer = await this.client.api.variables(path);
+      variables = variableOptions(answer);
+      note = answer.kernel === 'none' ? 'The kernel is not running: no variables yet.' : null;
+    } catch (error) {
+      note = `No variables: ${error instanceof AgentApiError ? error.message : String(error)}`;
+    }
+    if (load === this._mentionLoad) {
+      this.mentionOptions = [...variables, ...cells];
+      this.mentionNote = note;
+      this._emit();
+    }
+  }
+
+  async send(text: string = this.draft, notebook?: string | null, attachments: Attachment[] = []): Promise<boolean> {
     const prompt = text.trim();
     if (!prompt) {
       return false;
@@ -212,7 +271,7 @@ export class AgentChat implements IAgentChat, IDisposable {
     const sent = this.client.send(id, {
       type: 'prompt',
       text: prompt,
-      context: target ? { notebook: target } : {},
+      context: target ? { notebook: target, ...(attachments.length ? { attachments } : {}) } : {},
       ...(this.selectedModel ? { model: this.selectedModel } : {}),
       ...(this.planFirst ? { plan: true } : {})
     });
@@ -428,6 +487,8 @@ export class AgentChat implements IAgentChat, IDisposable {
     this._changed.emit();
   }
 
+  private _cells: ((path: string) => CellInfo[]) | null = null;
+  private _mentionLoad = 0;
   private _awaitingTurn = false;
   private _loggedEditMode: EditMode | null = null;
   private _pickedModel = '';

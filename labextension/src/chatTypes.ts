@@ -7,6 +7,7 @@ import { ISignal } from '@lumino/signaling';
 import { IAgentClient } from './client';
 import { LocalModelWatcher } from './localModel';
 import { ChatModel } from './model';
+import { Attachment } from './protocol';
 
 export interface ChatSettings {
   defaultModel: string;
@@ -50,8 +51,9 @@ export interface IAgentChat {
   openPlanner(): void;
   /** Put text in the input (not sent) and focus it. */
   prefill(text: string): void;
-  /** Send a prompt; `notebook` overrides the context bar. Resolves false when it was not sent. */
-  send(text?: string, notebook?: string | null): Promise<boolean>;
+  /** Send a prompt; `notebook` overrides the context bar; `attachments`: its `@` mentions (of that notebook).
+   * Resolves false when it was not sent. */
+  send(text?: string, notebook?: string | null, attachments?: Attachment[]): Promise<boolean>;
   reportError(code: string, message: string): void;
 }
 

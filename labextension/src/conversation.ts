@@ -148,6 +148,17 @@ export function foldEvent(state: ConversationState, event: AgentEvent): Conversa
         counts: event.counts ?? {},
         total: typeof event.total === 'number' ? event.total : 0
       });
+    case 'compaction':
+      return append(s, {
+        kind: 'compaction',
+        key: `k${event.seq}`,
+        turn,
+        summary: typeof event.summary === 'string' ? event.summary : '',
+        messages: typeof event.messages === 'number' ? event.messages : 0,
+        tokensBefore: typeof event.tokens_before === 'number' ? event.tokens_before : 0,
+        tokensAfter: typeof event.tokens_after === 'number' ? event.tokens_after : 0,
+        fallback: event.fallback === true
+      });
     case 'activity':
       s.activity = {
         turn,

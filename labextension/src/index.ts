@@ -8,6 +8,7 @@ import { clientPlugin } from './plugins/client';
 import { pendingCellsPlugin } from './plugins/pendingCells';
 import { notebookRenderersPlugin, rendererRegistryPlugin } from './plugins/renderers';
 import { statusPlugin } from './plugins/status';
+import { usagePlugin } from './plugins/usage';
 
 const plugins: JupyterFrontEndPlugin<any>[] = [
   clientPlugin,
@@ -17,6 +18,7 @@ const plugins: JupyterFrontEndPlugin<any>[] = [
   statusPlugin,
   cellCommandsPlugin,
   pendingCellsPlugin,
+  usagePlugin,
   ...browserPlugins,
   ...plannerPlugins
 ];

@@ -6,6 +6,8 @@ import { JupyterFrontEnd } from '@jupyterlab/application';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 
+import { CellInfo } from './mentions';
+
 /** Call `onChange(openPaths, activePath)` now and whenever notebooks open, close, rename or get focus. */
 export function watchNotebooks(
   tracker: INotebookTracker,
@@ -23,6 +25,19 @@ export function watchNotebooks(
   });
   tracker.currentChanged.connect(report);
   report();
+}
+
+/** The cells of an open notebook (none when it is not open here), for the `@` menu. */
+export function notebookCells(tracker: INotebookTracker, path: string): CellInfo[] {
+  const model = findNotebook(tracker, path)?.content.model;
+  const cells: CellInfo[] = [];
+  if (model) {
+    for (let i = 0; i < model.cells.length; i++) {
+      const cell = model.cells.get(i);
+      cells.push({ id: cell.id, index: i, cellType: cell.type, source: cell.sharedModel.getSource() });
+    }
+  }
+  return cells;
 }
 
 export function findNotebook(tracker: INotebookTracker, path: string): NotebookPanel | null {

@@ -44,6 +44,16 @@ export interface Health {
   local_model?: LocalModelStatus | null;
   /** Sessions are private to their owner unless shared (the server tells people apart). */
   private_sessions?: boolean;
+  /** The MCP servers of `c.JupyterAgent.mcp_servers`, by name. */
+  mcp_servers?: Record<string, McpServerHealth>;
+}
+
+/** One MCP server the agent takes tools from (`mcp_servers` of the health answer). */
+export interface McpServerHealth {
+  transport: string;
+  state: 'starting' | 'ready' | 'failed' | 'stopped';
+  error: string | null;
+  tools: string[];
 }
 
 export type LocalModelState = 'starting' | 'ready' | 'failed' | 'not_installed' | 'stopped';
@@ -89,6 +99,45 @@ export interface UserInfo {
 /** What a request acts on. */
 export interface PromptContext {
   notebook?: string;
+  /** `@` mentions of the notebook's variables and cells; the server adds `label` and `summary` at send time. */
+  attachments?: Attachment[];
+}
+
+/** A variable of the notebook's kernel or one of its cells, attached to a prompt. */
+export type Attachment = ({ kind: 'variable'; name: string } | { kind: 'cell'; id: string }) & {
+  /** As the chat shows it, e.g. `@df` or `@cell-3` (set by the server). */
+  label?: string;
+  /** What the model read of it (set by the server). */
+  summary?: string;
+};
+
+/** One variable of a kernel, as `GET /api/agent/variables` summarises it. */
+export interface VariableSummary {
+  name: string;
+  /** e.g. `pandas.DataFrame`, `list`, `class`, `function`. */
+  type: string;
+  /** A short phrase: `3 rows × 2 columns`, `10000000 items`, `3 × 4`. */
+  size?: string;
+  shape?: number[];
+  dtype?: string;
+  /** [name, dtype] of the first columns of a table. */
+  columns?: [string, string][];
+  bytes?: number;
+  /** A short value, or a table's first rows. */
+  preview?: string;
+  /** Why it was not described further (e.g. looking at it took too long). */
+  note?: string;
+}
+
+/** `GET /api/agent/variables?notebook=<path>`. */
+export interface VariablesAnswer {
+  path: string;
+  /** `none`: the notebook's kernel is not running (so there are no variables). */
+  kernel: 'running' | 'none';
+  variables: VariableSummary[];
+  /** Variables left out of the listing. */
+  more: number;
+  missing: string[];
 }
 
 export interface ToolCallRequest {
@@ -254,6 +303,16 @@ export interface RedactionEvent extends Logged<'redaction'> {
   counts: Record<string, number>;
   total: number;
 }
+/** The conversation before a turn was summarised to fit the model's context window (the full log is kept). */
+export interface CompactionEvent extends Logged<'compaction'> {
+  summary: string;
+  /** Messages the summary stands for. */
+  messages: number;
+  tokens_before: number;
+  tokens_after: number;
+  /** True when the model could not summarise and a plain list of the requests and answers was kept. */
+  fallback: boolean;
+}
 /** Event types this client does not fold (e.g. `plan`, `task_update`); kept for other features. */
 export interface OtherEvent extends Logged<string> {
   [key: string]: unknown;
@@ -274,6 +333,7 @@ export type AgentEvent =
   | SessionEvent
   | ActivityEvent
   | RedactionEvent
+  | CompactionEvent
   | ChangeEvent
   | TurnReviewEvent;
 

@@ -110,7 +110,19 @@ export interface RedactionItem {
   total: number;
 }
 
-export type ChatItem = MessageItem | ToolItem | ErrorItem | TurnEndItem | PlanItem | RedactionItem;
+/** The earlier conversation was summarised for the model (shown where it happened). */
+export interface CompactionItem {
+  kind: 'compaction';
+  key: string;
+  turn?: string;
+  summary: string;
+  messages: number;
+  tokensBefore: number;
+  tokensAfter: number;
+  fallback: boolean;
+}
+
+export type ChatItem = MessageItem | ToolItem | ErrorItem | TurnEndItem | PlanItem | RedactionItem | CompactionItem;
 
 export interface PendingApproval {
   callId: string;

@@ -51,7 +51,8 @@ export class ChatWidget extends ReactWidget {
       setContext: choice => chat.setContext(choice),
       setModel: model => chat.setModel(model),
       setDraft: text => chat.setDraft(text),
-      send: text => chat.send(text),
+      send: (text, attachments) => chat.send(text, undefined, attachments),
+      loadMentions: () => void chat.loadMentions(),
       setPlanFirst: on => chat.setPlanFirst(on),
       openPlanner: () => chat.openPlanner(),
       stop: () => chat.cancel(),
@@ -93,6 +94,7 @@ export class ChatWidget extends ReactWidget {
       serverModel: c.serverModel,
       privateSessions: c.privateSessions,
       localModel: c.localModel.status,
+      mcpProblems: c.mcpProblems,
       models: c.models,
       selectedModel: c.selectedModel,
       openNotebooks: c.openNotebooks,
@@ -107,7 +109,9 @@ export class ChatWidget extends ReactWidget {
       errors: c.errors,
       voiceState: c.voiceState,
       sendOnEnter: c.settings.sendOnEnter,
-      thinkingExpanded: c.settings.thinkingExpanded
+      thinkingExpanded: c.settings.thinkingExpanded,
+      mentionOptions: c.mentionOptions,
+      mentionNote: c.mentionNote
     };
   }
 

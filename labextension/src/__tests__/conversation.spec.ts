@@ -174,6 +174,18 @@ describe('ChatModel folding', () => {
     expect(state.running).toBe(false);
   });
 
+  it('should show where the earlier conversation was summarised, with the summary', () => {
+    const e = eventLog();
+    const state = foldEvents(EMPTY_CONVERSATION, [
+      e('message', { turn: 't', role: 'user', content: 'go on' }),
+      e('compaction', { turn: 't', summary: '- loaded sales.csv', messages: 12, tokens_before: 3000, tokens_after: 40, fallback: false }),
+      e('done', { turn: 't', reason: 'completed' })
+    ]);
+    expect(state.items.map(i => i.kind)).toEqual(['message', 'compaction', 'turn_end']);
+    expect(state.items[1]).toMatchObject({ summary: '- loaded sales.csv', messages: 12, tokensBefore: 3000, tokensAfter: 40 });
+    expect(state.running).toBe(false);
+  });
+
   it('should not mutate the state it folds into', () => {
     const log = sampleTurn();
     const half = foldEvents(EMPTY_CONVERSATION, log.slice(0, 8));

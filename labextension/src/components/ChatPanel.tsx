@@ -5,7 +5,9 @@ import { ContextChoice, LocalError, VoiceState } from '../chat';
 import { ConnectionState } from '../connection';
 import { ConversationState } from '../conversation';
 import { localModelNotice } from '../localModel';
-import { ApprovalDecision, EditMode, LocalModelStatus, Session } from '../protocol';
+import { McpProblem } from '../mcp';
+import { MentionOption } from '../mentions';
+import { ApprovalDecision, Attachment, EditMode, LocalModelStatus, Session } from '../protocol';
 import { ToolRenderer } from '../registry';
 import { keepToastsClear } from '../toasts';
 import { ActivityLine } from './ActivityLine';
@@ -30,6 +32,8 @@ export interface ChatPanelState {
   privateSessions?: boolean;
   /** The server's embedded offline model; null when it runs none. */
   localModel: LocalModelStatus | null;
+  /** MCP servers whose tools are unavailable. */
+  mcpProblems?: McpProblem[];
   models: string[];
   selectedModel: string;
   openNotebooks: string[];
@@ -45,6 +49,9 @@ export interface ChatPanelState {
   voiceState: VoiceState;
   sendOnEnter: boolean;
   thinkingExpanded: boolean;
+  /** What `@` offers in the input, and a note on them. */
+  mentionOptions?: MentionOption[];
+  mentionNote?: string | null;
 }
 
 /** Everything the panel can ask for. */
@@ -61,7 +68,9 @@ export interface ChatPanelActions {
   setContext(choice: ContextChoice): void;
   setModel(model: string): void;
   setDraft(text: string): void;
-  send(text: string): Promise<boolean>;
+  send(text: string, attachments?: Attachment[]): Promise<boolean>;
+  /** An `@` mention was started in the input: load what it offers. */
+  loadMentions?(): void;
   setPlanFirst(on: boolean): void;
   openPlanner(): void;
   stop(): void;
@@ -147,6 +156,11 @@ export function ChatPanel({ state, actions, rendermime, getRenderer }: ChatPanel
       )}
       <LocalErrors errors={state.errors} onDismiss={actions.dismissError} />
       <LocalModelNotice notice={localModelNotice(state.localModel)} />
+      {(state.mcpProblems ?? []).map(p => (
+        <div key={p.name} className="jp-AgentChat-mcpProblem" role="status" data-testid="agent-mcp-problem">
+          {`MCP server ${p.name} is unavailable, so its tools are off: ${p.error}`}
+        </div>
+      ))}
       <Composer
         draft={state.draft}
         draftVersion={state.draftVersion}
@@ -159,6 +173,9 @@ export function ChatPanel({ state, actions, rendermime, getRenderer }: ChatPanel
         voiceState={state.voiceState}
         onDraftChange={actions.setDraft}
         onSend={actions.send}
+        mentionOptions={state.mentionOptions}
+        mentionNote={state.mentionNote}
+        onMentionStart={actions.loadMentions}
         onStop={actions.stop}
         onToggleVoice={actions.toggleVoice}
       />

@@ -3,6 +3,9 @@ import { stopIcon } from '@jupyterlab/ui-components';
 
 import { VoiceState } from '../chat';
 import { micIcon } from '../icons';
+import { MentionOption, MentionQuery, attachmentsFor, filterOptions, insertMention, mentionQuery } from '../mentions';
+import { Attachment } from '../protocol';
+import { MentionMenu } from './MentionMenu';
 
 export interface ComposerProps {
   /** Text put in the input from outside (commands, voice); applied when `draftVersion` changes. */
@@ -19,8 +22,13 @@ export interface ComposerProps {
   sendOnEnter: boolean;
   voiceState: VoiceState;
   onDraftChange: (text: string) => void;
-  /** Resolves true when the prompt was sent (the input is then cleared). */
-  onSend: (text: string) => Promise<boolean>;
+  /** Resolves true when the prompt was sent (the input is then cleared); `attachments`: its `@` mentions. */
+  onSend: (text: string, attachments: Attachment[]) => Promise<boolean>;
+  /** What `@` offers: the notebook's kernel variables and cells (loaded on `onMentionStart`). */
+  mentionOptions?: MentionOption[];
+  mentionNote?: string | null;
+  /** An `@` mention was started: load the options. */
+  onMentionStart?: () => void;
   onStop: () => void;
   onToggleVoice: () => void;
 }
@@ -36,8 +44,20 @@ export function Composer(props: ComposerProps): JSX.Element {
   const { running, sendOnEnter, voiceState } = props;
   const [text, setText] = React.useState(props.draft);
   const input = React.useRef<HTMLTextAreaElement>(null);
+  const [mention, setMention] = React.useState<MentionQuery | null>(null);
+  const [highlighted, setHighlighted] = React.useState(0);
+  const chosen = React.useRef<MentionOption[]>([]);
+  const caretAfter = React.useRef<number | null>(null);
+  const options = mention ? filterOptions(props.mentionOptions ?? [], mention.query) : [];
 
   React.useEffect(() => setText(props.draft), [props.draftVersion]);
+  React.useEffect(() => {
+    const el = input.current;
+    if (el && caretAfter.current !== null) {
+      el.setSelectionRange(caretAfter.current, caretAfter.current);
+      caretAfter.current = null;
+    }
+  }, [text]);
   React.useEffect(() => {
     if (props.focusToken) {
       const el = input.current;
@@ -46,16 +66,55 @@ export function Composer(props: ComposerProps): JSX.Element {
     }
   }, [props.focusToken]);
 
-  const change = (value: string) => {
+  const change = (value: string, caret: number) => {
     setText(value);
     props.onDraftChange(value);
+    const query = mentionQuery(value, caret);
+    if (query && !mention) {
+      props.onMentionStart?.();
+    }
+    if (query?.query !== mention?.query) {
+      setHighlighted(0);
+    }
+    setMention(query);
+  };
+  const pick = (option: MentionOption) => {
+    if (!mention) {
+      return;
+    }
+    const done = insertMention(text, mention, option);
+    chosen.current = [...chosen.current, option];
+    caretAfter.current = done.caret;
+    setMention(null);
+    setText(done.text);
+    props.onDraftChange(done.text);
   };
   const send = async () => {
-    if (text.trim() && (await props.onSend(text))) {
+    if (text.trim() && (await props.onSend(text, attachmentsFor(text, chosen.current)))) {
       setText('');
+      chosen.current = [];
     }
   };
   const onKeyDown = (e: React.KeyboardEvent<HTMLTextAreaElement>) => {
+    if (mention && !e.nativeEvent.isComposing) {
+      const count = options.length;
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        e.stopPropagation(); // closes the menu, not the turn
+        setMention(null);
+        return;
+      }
+      if (count && (e.key === 'ArrowDown' || e.key === 'ArrowUp')) {
+        e.preventDefault();
+        setHighlighted(i => (i + (e.key === 'ArrowDown' ? 1 : count - 1)) % count);
+        return;
+      }
+      if (count && (e.key === 'Enter' || e.key === 'Tab') && !e.shiftKey) {
+        e.preventDefault();
+        pick(options[Math.min(highlighted, count - 1)]);
+        return;
+      }
+    }
     if (e.key !== 'Enter' || e.nativeEvent.isComposing || e.altKey || e.ctrlKey || e.metaKey) {
       return;
     }
@@ -79,16 +138,28 @@ export function Composer(props: ComposerProps): JSX.Element {
   }
   return (
     <div className="jp-AgentChat-composer">
+      {mention && (
+        <MentionMenu
+          options={options}
+          active={Math.min(highlighted, Math.max(options.length - 1, 0))}
+          note={props.mentionNote ?? (options.length ? null : `Nothing matches @${mention.query}`)}
+          onPick={pick}
+          onHighlight={setHighlighted}
+        />
+      )}
       <textarea
         ref={input}
         className="jp-AgentChat-input"
         data-testid="agent-input"
         aria-label="Message the agent"
-        placeholder={`Ask the agent… (${sendKeys})`}
+        placeholder={`Ask the agent… (${sendKeys}; @ attaches a variable or cell)`}
         rows={3}
         value={text}
-        onChange={e => change(e.target.value)}
+        onChange={e => change(e.target.value, e.target.selectionStart ?? e.target.value.length)}
         onKeyDown={onKeyDown}
+        onBlur={() => setMention(null)}
+        aria-expanded={mention !== null}
+        aria-autocomplete="list"
       />
       <div className="jp-AgentChat-composerButtons">
         <button

@@ -2,6 +2,7 @@ import * as React from 'react';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
 import { MessageItem } from '../conversation';
+import { Attachments } from './Attachments';
 import { Markdown } from './Markdown';
 import { baseName } from './format';
 
@@ -34,6 +35,7 @@ export function Message({ message, rendermime, thinkingExpanded }: MessageProps)
           </span>
         )}
       </div>
+      {role === 'user' && <Attachments attachments={context?.attachments} />}
       {thinking && (
         <details className="jp-AgentChat-thinking" open={thinkingExpanded}>
           <summary>{streaming && !text ? 'Thinking…' : 'Reasoning'}</summary>

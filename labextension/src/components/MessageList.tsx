@@ -7,6 +7,7 @@ import { ToolRenderer } from '../registry';
 import { reviewAnchors } from '../review';
 import { TurnError } from './Errors';
 import { Message } from './Message';
+import { CompactionNote } from './CompactionNote';
 import { RedactionNote } from './RedactionNote';
 import { ReviewActions, ReviewCard } from './ReviewCard';
 import { ToolCard } from './ToolCard';
@@ -104,6 +105,8 @@ export function MessageList(props: MessageListProps): JSX.Element {
               return <PlanCard key={item.key} item={item} onOpen={props.onOpenPlanner} />;
             case 'redaction':
               return <RedactionNote key={item.key} item={item} />;
+            case 'compaction':
+              return <CompactionNote key={item.key} item={item} />;
           }
         })}
       </div>

@@ -9,7 +9,7 @@ import { AgentChat, ChatSettings, DEFAULT_SETTINGS, IAgentChat } from '../chat';
 import { IAgentClient } from '../client';
 import { CommandIDs } from '../commandIds';
 import { agentIcon } from '../icons';
-import { openCell, watchNotebooks } from '../notebooks';
+import { notebookCells, openCell, watchNotebooks } from '../notebooks';
 import { IToolRendererRegistry } from '../registry';
 import { ChatWidget } from '../widget';
 
@@ -54,6 +54,7 @@ export const chatPlugin: JupyterFrontEndPlugin<IAgentChat> = {
 
     if (tracker) {
       watchNotebooks(tracker, (open, active) => chat.setNotebooks(open, active));
+      chat.setCellSource(path => notebookCells(tracker, path));
     }
     if (settingRegistry) {
       settingRegistry
