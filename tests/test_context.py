@@ -120,9 +120,11 @@ async def test_a_cut_result_is_paged_with_read_result(long_engine, llm) -> None:
 async def test_the_summary_keeps_the_system_prompt_and_the_goal_and_fails_soft(long_engine, llm) -> None:
     from jupyter_agent.testing.scripted_llm import Fail
 
+    answers = iter([Fail(status=500, message="summariser down")])
+
     def model(body: dict[str, Any]) -> Any:
-        if is_summary(body):
-            return Fail(status=500, message="summariser down")
+        if is_summary(body):  # first the summariser fails, then it answers with next to nothing
+            return next(answers, Reply(text="."))
         return Model()(body)
 
     llm.default = model

@@ -44,6 +44,7 @@ guess what a notebook contains: read it first. Refer to cells by their id. Keep 
 and run the cells you write to check them. Paths are relative to the workspace root. Answer concisely in \
 Markdown once the task is done."""
 
+MIN_SUMMARY = 40  # characters: a shorter "summary" says nothing the model could work from
 MAX_TOOL_TEXT = 200_000  # characters of a tool result logged; the model reads a window-sized part (context)
 #: A loop: the same call (tool and arguments) failing this often in one turn, or made this many times in a
 #: row. The next model call then gets no tools (tool_choice "none"), so the model answers with what it has
@@ -255,7 +256,9 @@ class AgentLoop:
         except AgentError as err:  # the summary is a convenience: the turn goes on with a plain one
             log.warning("Could not summarise the conversation of session %s: %s", turn.session.id, err)
             summary, usage = "", {}
-        if not summary:
+        if (
+            len(summary) < MIN_SUMMARY
+        ):  # none, or a word (small models): keep the requests and answers instead
             fallback = True
             summary = _plain_memory(previous, older)
         turn.emit(
